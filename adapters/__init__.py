@@ -1,0 +1,1 @@
+"""Trainer adapters: bind registered estimators into training frameworks (OpenRLHF, TRL)."""

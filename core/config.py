@@ -1,0 +1,138 @@
+"""Run configs: YAML validated by pydantic in two phases.
+
+Phase 1 checks the shape (``estimator: {name, options}`` and the other sections). Phase 2 looks each
+component name up in the registry and validates its options with that component's own options model
+(:mod:`ttrl.core.estimation`). Errors point at the YAML file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import UserError
+
+Locator = Callable[[tuple[Any, ...]], str | None]
+
+
+class ComponentSpec(BaseModel):
+    """A component selected by name, with its options (validated in phase 2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Registered name or alias, e.g. majority_vote, dare, self-certainty.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Options of that component.")
+    label: str | None = Field(
+        default=None, description="Display name, to compare one estimator under several option sets."
+    )
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
+
+
+class AnswerSettings(BaseModel):
+    """How answers are extracted and compared."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_seconds: float = Field(default=5.0, gt=0, description="Wall-clock limit per parse or comparison.")
+    task: str | None = Field(default=None, description="Extractor to use for every group, overriding each group's task.")
+
+
+class RunConfig(BaseModel):
+    """A run config file. Trainer sections are validated by the selected trainer adapter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    estimator: ComponentSpec | None = Field(default=None, description="The reward estimator.")
+    estimators: list[ComponentSpec] = Field(
+        default_factory=list, description="Several estimator specs, for `ttrl bench`."
+    )
+    reward_shaping: list[ComponentSpec] = Field(
+        default_factory=list, description="Reward shapers applied in order after the estimator."
+    )
+    answers: AnswerSettings = Field(default_factory=AnswerSettings)
+    trainer: str | None = Field(default=None, description="Trainer adapter for `ttrl train`: openrlhf or trl.")
+    openrlhf: dict[str, Any] = Field(default_factory=dict, description="OpenRLHF adapter settings.")
+    trl: dict[str, Any] = Field(default_factory=dict, description="TRL adapter settings.")
+
+    #: Where each value came from (file:line), set by :func:`load_run_config`.
+    _locator: Locator | None = None
+
+    def locate(self, path: tuple[Any, ...]) -> str | None:
+        return self._locator(path) if self._locator else None
+
+
+def _node_line(root: yaml.Node | None, source: str, path: tuple[Any, ...]) -> str | None:
+    node = root
+    if node is None:
+        return None
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(key):
+                    node = value_node
+                    break
+            else:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+    return f"{source}:{node.start_mark.line + 1}"
+
+
+def format_validation_error(exc: ValidationError, *, what: str, locate: Locator | None = None, prefix: tuple = ()) -> str:
+    """One paragraph per pydantic error: location, problem, value given, and file:line when known."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        dotted = ".".join(str(p) for p in (*prefix, *loc)) or "(top level)"
+        where = locate((*prefix, *loc)) if locate else None
+        given = err.get("input")
+        if err["type"] == "extra_forbidden":
+            problem = "is not a known setting"
+        elif err["type"] == "missing":
+            problem = "is required"
+        else:
+            problem = f"{err['msg'][0].lower()}{err['msg'][1:]}; got {given!r}"
+        lines.append(f"{dotted} {problem}" + (f" ({where})" if where else ""))
+    return f"Invalid {what}: " + "; ".join(lines) + "."
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate (phase 1) a YAML run config."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"Run config {source} does not exist. Check the path given to --config.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"Cannot read run config {source}: {exc}.") from None
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise UserError(f"Run config {where} is not valid YAML: {getattr(exc, 'problem', exc)}.") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"Run config {source} must be a YAML mapping (estimator:, trainer:, ...), not a {type(data).__name__}.")
+
+    def locate(loc: tuple[Any, ...]) -> str | None:
+        return _node_line(root, source, loc)
+
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(format_validation_error(exc, what=f"run config {source}", locate=locate)) from None
+    config._locator = locate
+    return config
