@@ -18,6 +18,7 @@ from ttrl.core.plugins import PluginWarning
 COMMAND_MODULES = (
     "ttrl.cli.inspect",
     "ttrl.cli.estimate",
+    "ttrl.cli.train",
 )
 
 
