@@ -122,3 +122,6 @@ class Estimate:
     rewards: list[float]
     label: str | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    #: Rollouts a trainer should train on (TTRL votes over 64 samples and trains on 32 of them);
+    #: ``None`` means all. Rewards are still given for every rollout.
+    train_indices: list[int] | None = None

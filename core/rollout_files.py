@@ -227,7 +227,11 @@ def estimate_to_json(group_id: str, estimator: str, estimate: Estimate) -> dict[
         "estimator": estimator,
         "label": estimate.label,
         "rewards": [float(r) for r in estimate.rewards],
-        "diagnostics": _clean_json(estimate.diagnostics),
+        "diagnostics": _clean_json(
+            estimate.diagnostics
+            if estimate.train_indices is None
+            else {**estimate.diagnostics, "train_indices": list(estimate.train_indices)}
+        ),
     }
 
 
