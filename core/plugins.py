@@ -29,6 +29,9 @@ ENTRY_POINT_GROUP = "ttrl"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "ttrl.plugins.extractors",
     "ttrl.plugins.majority_vote",
+    "ttrl.plugins.dare",
+    "ttrl.plugins.entropy",
+    "ttrl.plugins.self_certainty",
 )
 
 _REGISTER_HOOKS = ("register_extractors", "register_estimators", "register_reward_shapers")
