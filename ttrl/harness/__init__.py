@@ -1,0 +1,1 @@
+"""The benchmarking harness behind ``ttrl bench``: runner, simulation, reports and scale-out."""

@@ -1,0 +1,472 @@
+"""The bench runner: every estimator on the same groups, scored with CONTRACT.md's metrics.
+
+Work is cut into *shards* of consecutive groups. A shard job grades its groups once (answer classes
+and correctness are shared by all estimators), runs each pending estimator on them, and returns
+per-group scores. The main process appends every finished (estimator, shard) pair to a journal next
+to ``--output``, so an interrupted run resumes without recomputing finished pairs, and assembles the
+final result in shard order, so a resumed, a multi-process and a Ray run give the same numbers.
+
+``seconds`` of an estimator is the wall time of its ``EstimationPipeline.run`` calls (estimator plus
+reward shapers), summed over shards. It excludes the shared answer extraction/clustering and grading,
+which are reported once under ``harness``; ``rollouts_per_second`` is rollouts / ``seconds``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ttrl.core.answers import AnswerEngine
+from ttrl.core.config import ComponentSpec, RunConfig
+from ttrl.core.errors import EstimatorFailure, EstimatorInputError, OptionError, UserError
+from ttrl.core.estimation import EstimationPipeline, resolve
+from ttrl.core.metrics import GroupScore, MetricsAccumulator, evaluate_group, grade_group
+from ttrl.core.plugins import PluginSet, load_plugins
+from ttrl.core.data import GroupRecord
+from ttrl.core.registry import Registry
+
+JOURNAL_VERSION = 1
+#: Errors kept per estimator and shard (the count is always complete).
+ERRORS_KEPT = 20
+_SCORE_FIELDS = tuple(GroupScore.__dataclass_fields__)
+
+
+class BenchInterrupted(UserError):
+    """Ctrl-C or a dead worker: finished results are in the journal, ``--resume`` completes the run."""
+
+    exit_code = 130
+
+
+@dataclass(frozen=True)
+class PluginRecipe:
+    """How to rebuild the same plugin set in a worker process or on a Ray node.
+
+    ``modules`` are importable module names added as extra plugins (``ttrl bench --plugin MODULE``),
+    on top of the built-ins and, when ``entry_points`` is true, every installed ``ttrl`` plugin.
+    """
+
+    entry_points: bool = True
+    modules: tuple[str, ...] = ()
+
+    def load(self) -> PluginSet:
+        return _load_recipe(self)
+
+
+@functools.cache
+def _load_recipe(recipe: PluginRecipe) -> PluginSet:
+    extra = []
+    for name in recipe.modules:
+        try:
+            extra.append((name, importlib.import_module(name)))
+        except ImportError as exc:
+            raise UserError(
+                f"--plugin {name!r} cannot be imported ({exc}). Give an importable module name "
+                "(on PYTHONPATH in every worker) that implements ttrl hooks."
+            ) from None
+    return load_plugins(entry_points=recipe.entry_points, extra=extra, warn=False)
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """Everything a shard job needs besides its groups; picklable, sent once to every worker."""
+
+    specs: tuple[ComponentSpec, ...]
+    config: dict[str, Any]  # RunConfig.model_dump(): answers settings and reward shaping
+    recipe: PluginRecipe = PluginRecipe()
+    keep_rewards: bool = False
+
+    @property
+    def labels(self) -> list[str]:
+        return [s.label or s.name for s in self.specs]
+
+    def key(self) -> str:
+        """A stable identity of the plan (specs, settings, plugins), for caches and the resume check."""
+        return json.dumps(
+            {
+                "specs": [s.model_dump(mode="json") for s in self.specs],
+                "config": self.config,
+                "plugins": [self.recipe.entry_points, list(self.recipe.modules)],
+                "keep_rewards": self.keep_rewards,
+            },
+            sort_keys=True,
+            default=str,
+        )
+
+
+class ShardContext:
+    """Resolved pipelines and the shared answer engine of a plan, built once per process."""
+
+    def __init__(self, plan: BenchPlan, registry: Registry):
+        config = RunConfig.model_validate(plan.config)
+        self.engine = AnswerEngine(registry, timeout_seconds=config.answers.timeout_seconds, task_override=config.answers.task)
+        shapers = [resolve(registry.shapers, s, path=("reward_shaping", i)) for i, s in enumerate(config.reward_shaping)]
+        self.pipelines: dict[str, EstimationPipeline] = {}
+        for i, spec in enumerate(plan.specs):
+            resolved = resolve(registry.estimators, spec, path=("estimators", i))
+            self.pipelines[spec.label or spec.name] = EstimationPipeline(resolved, self.engine, shapers)
+        self.keep_rewards = plan.keep_rewards
+
+    def run_shard(self, index: int, records: Sequence[GroupRecord], labels: Sequence[str]) -> dict[str, Any]:
+        """Grade the shard's groups once, then run and score each estimator in ``labels``."""
+        engine = self.engine
+        start = time.perf_counter()
+        classes, truths = [], []
+        for record in records:
+            group = record.group
+            c = engine.classify(group)
+            classes.append(c)
+            truths.append(None if record.reference is None else grade_group(engine, c, record.reference, engine.task_of(group)))
+        shared = time.perf_counter() - start
+        results = {}
+        for label in labels:
+            results[label] = self._run_estimator(self.pipelines[label], records, classes, truths)
+        return {
+            "shard": index,
+            "groups": len(records),
+            "rollouts": sum(len(r.group.rollouts) for r in records),
+            "shared_seconds": shared,
+            "estimators": results,
+        }
+
+    def _run_estimator(self, pipeline, records, classes, truths) -> dict[str, Any]:
+        estimates: list[Any] = []
+        start = time.perf_counter()
+        for record, c in zip(records, classes):
+            try:
+                estimates.append(pipeline.run(record.group, classes=c))
+            except (EstimatorFailure, EstimatorInputError, OptionError) as exc:
+                estimates.append(exc)
+        seconds = time.perf_counter() - start
+
+        engine = self.engine
+        columns: dict[str, list] = {name: [] for name in _SCORE_FIELDS}
+        errors, failed = [], 0
+        rewards_correct: list[float] = []
+        rewards_incorrect: list[float] = []
+        for record, c, truth, est in zip(records, classes, truths, estimates):
+            if isinstance(est, Exception):
+                failed += 1
+                if len(errors) < ERRORS_KEPT:
+                    reason = est.reason if isinstance(est, EstimatorFailure) else str(est)
+                    errors.append({"group": record.group.id, "error": reason})
+                # scored like `ttrl estimate` writes a failed group: no label, every reward 0
+                rewards, label = [0.0] * len(record.group.rollouts), None
+            else:
+                rewards, label = est.rewards, est.label
+            if truth is None:
+                continue
+            score = evaluate_group(engine, c, truth, rewards, label)
+            for name in _SCORE_FIELDS:
+                columns[name].append(getattr(score, name))
+            if self.keep_rewards:
+                for r, ok in zip(rewards, truth.correct):
+                    (rewards_correct if ok else rewards_incorrect).append(r)
+        out = {"seconds": seconds, "scores": columns, "failed_groups": failed, "errors": errors}
+        if self.keep_rewards:
+            out["rewards"] = {"correct": rewards_correct, "incorrect": rewards_incorrect}
+        return out
+
+
+_CONTEXTS: dict[str, ShardContext] = {}
+
+
+def _context_for(plan: BenchPlan) -> ShardContext:
+    key = plan.key()
+    if key not in _CONTEXTS:
+        if len(_CONTEXTS) > 8:  # a sweep or a test session builds a few plans; don't keep them all
+            _CONTEXTS.clear()
+        _CONTEXTS[key] = ShardContext(plan, plan.recipe.load().registry)
+    return _CONTEXTS[key]
+
+
+def run_shard_job(plan: BenchPlan, index: int, records: Sequence[GroupRecord], labels: Sequence[str]) -> dict[str, Any]:
+    """Entry point of a worker (process or Ray task): rebuild the plugins once, run one shard."""
+    return _context_for(plan).run_shard(index, records, labels)
+
+
+# -- executors ---------------------------------------------------------------------------------------
+
+class LocalExecutor:
+    """Runs shard jobs one after another in this process."""
+
+    description = "1 process"
+
+    def __init__(self, context: ShardContext | None = None):
+        self.context = context
+
+    def run(self, plan: BenchPlan, jobs):
+        for index, records, labels in jobs:
+            context = self.context or _context_for(plan)
+            yield context.run_shard(index, records, labels)
+
+    def close(self) -> None:
+        pass
+
+
+# -- journal -----------------------------------------------------------------------------------------
+
+class Journal:
+    """Append-only JSON Lines record of finished (estimator, shard) pairs, fsynced per shard."""
+
+    def __init__(self, path: Path, fingerprint: str, resume: bool):
+        self.path = path
+        self.done: dict[tuple[str, int], dict[str, Any]] = {}
+        self.shard_info: dict[int, dict[str, Any]] = {}
+        if resume and path.exists():
+            self._load(fingerprint)
+            self.handle = path.open("a", encoding="utf-8")
+        else:
+            self.handle = path.open("w", encoding="utf-8")
+            self._write({"ttrl_bench_journal": JOURNAL_VERSION, "fingerprint": fingerprint})
+
+    def _load(self, fingerprint: str) -> None:
+        with self.path.open(encoding="utf-8") as handle:
+            lines = handle.read().split("\n")
+        try:
+            header = json.loads(lines[0])
+        except (json.JSONDecodeError, IndexError):
+            header = {}
+        if header.get("fingerprint") != fingerprint:
+            raise UserError(
+                f"--resume: {self.path} belongs to a different run (other data, estimators, options or "
+                "shard size). Repeat the original command with --resume, or drop --resume to start over."
+            )
+        for line in lines[1:]:
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by the interruption: that pair is recomputed
+            self._remember(item)
+
+    def _remember(self, item: dict[str, Any]) -> None:
+        self.done[(item["label"], item["shard"])] = item["result"]
+        self.shard_info[item["shard"]] = item["info"]
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        self.handle.write(json.dumps(obj, allow_nan=False) + "\n")
+
+    def add(self, shard_result: dict[str, Any]) -> None:
+        info = {k: shard_result[k] for k in ("groups", "rollouts", "shared_seconds")}
+        for label, result in shard_result["estimators"].items():
+            item = {"shard": shard_result["shard"], "label": label, "info": info, "result": result}
+            self._write(item)
+            self._remember(item)
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class MemoryJournal(Journal):
+    """The journal of a run without ``--output``: nothing to resume from, nothing written."""
+
+    def __init__(self):  # noqa: D107 - no file
+        self.path = None
+        self.done, self.shard_info = {}, {}
+
+    def add(self, shard_result: dict[str, Any]) -> None:
+        info = {k: shard_result[k] for k in ("groups", "rollouts", "shared_seconds")}
+        for label, result in shard_result["estimators"].items():
+            self._remember({"shard": shard_result["shard"], "label": label, "info": info, "result": result})
+
+    def close(self) -> None:
+        pass
+
+
+def journal_path(output: Path) -> Path:
+    return output.with_name(output.name + ".partial.jsonl")
+
+
+# -- the run -----------------------------------------------------------------------------------------
+
+@dataclass
+class DataSet:
+    """The groups to bench and how to name them in the results."""
+
+    records: list[GroupRecord]
+    path: str
+    identity: str  # what the resume fingerprint uses: file size and mtime, or simulation settings
+    note: str | None = None  # said plainly in the output (e.g. "built-in simulation set")
+
+
+@dataclass
+class Outcome:
+    """The CONTRACT.md result object plus the per-group detail the report plots need."""
+
+    results: dict[str, Any]
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def fingerprint(plan: BenchPlan, data: DataSet, shard_size: int) -> str:
+    payload = json.dumps([plan.key(), data.identity, shard_size])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def check_tasks(context: ShardContext, records: Sequence[GroupRecord]) -> None:
+    """Every group's task must have an extractor: grading needs one even for stats-only estimators."""
+    registry = context.engine.registry
+    for task in sorted({context.engine.task_of(r.group) for r in records}):
+        registry.extractors.get(task)
+
+
+def input_problems(context: ShardContext, records: Sequence[GroupRecord]) -> dict[str, str]:
+    """Estimators whose required inputs the data lacks, with the first problem and how many groups have it."""
+    skipped = {}
+    for label, pipeline in context.pipelines.items():
+        first, count = None, 0
+        for record in records:
+            try:
+                pipeline.check_inputs(record.group)
+            except EstimatorInputError as exc:
+                count += 1
+                first = first or str(exc)
+        if count:
+            skipped[label] = f"skipped: {count} of {len(records)} group(s) lack its inputs. First: {first}"
+    return skipped
+
+
+def run_bench(
+    plan: BenchPlan,
+    data: DataSet,
+    *,
+    executor=None,
+    shard_size: int = 256,
+    output: Path | None = None,
+    resume: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+    registry: Registry | None = None,
+) -> Outcome:
+    """Run ``plan`` on ``data``; see the module docstring. ``on_progress(groups)`` follows finished shards."""
+    if shard_size < 1:
+        raise UserError(f"--shard-size must be at least 1, got {shard_size}.")
+    wall = time.perf_counter()
+    context = ShardContext(plan, registry) if registry is not None else _context_for(plan)
+    records = data.records
+    check_tasks(context, records)
+    skipped = input_problems(context, records)
+    active = [label for label in plan.labels if label not in skipped]
+    shards = [records[i : i + shard_size] for i in range(0, len(records), shard_size)]
+
+    if output is not None:
+        journal: Journal = Journal(journal_path(output), fingerprint(plan, data, shard_size), resume)
+    else:
+        if resume:
+            raise UserError("--resume needs --output: the unfinished run's results are kept next to its output file.")
+        journal = MemoryJournal()
+    executor = executor or LocalExecutor(context if registry is not None else None)
+    jobs = []
+    for index, shard in enumerate(shards):
+        pending = [label for label in active if (label, index) not in journal.done]
+        if pending:
+            jobs.append((index, shard, pending))
+        elif on_progress:
+            on_progress(len(shard))
+    reused = len(shards) - len(jobs)
+    try:
+        for shard_result in executor.run(plan, jobs):
+            journal.add(shard_result)
+            if on_progress:
+                on_progress(shard_result["groups"])
+    except KeyboardInterrupt:
+        raise BenchInterrupted(_interrupted_message(journal, len(shards) * len(active), "Interrupted")) from None
+    except UserError:
+        raise
+    except Exception as exc:
+        if type(exc).__name__ in {"BrokenProcessPool", "RayTaskError", "WorkerCrashedError", "RayActorError"}:
+            raise BenchInterrupted(
+                _interrupted_message(journal, len(shards) * len(active), f"A worker died ({type(exc).__name__})")
+            ) from None
+        raise
+    finally:
+        executor.close()
+        journal.close()
+    outcome = assemble(plan, context, data, journal, len(shards), skipped)
+    outcome.results["harness"].update(
+        {"shard_size": shard_size, "shards": len(shards), "shards_reused": reused,
+         "executor": getattr(executor, "description", type(executor).__name__),
+         "elapsed_seconds": time.perf_counter() - wall}
+    )
+    return outcome
+
+
+def _interrupted_message(journal: Journal, total: int, what: str) -> str:
+    where = (
+        f"they are saved in {journal.path}; run the same command with --resume to finish"
+        if journal.path
+        else "nothing was saved because no --output was given"
+    )
+    return f"{what} after {len(journal.done)} of {total} estimator x shard results; {where}."
+
+
+def assemble(
+    plan: BenchPlan, context: ShardContext, data: DataSet, journal: Journal, num_shards: int, skipped: dict[str, str]
+) -> Outcome:
+    """The CONTRACT.md result JSON, built in shard order so every execution path gives the same numbers."""
+    groups = len(data.records)
+    rollouts = sum(len(r.group.rollouts) for r in data.records)
+    shared = sum(journal.shard_info[i]["shared_seconds"] for i in range(num_shards) if i in journal.shard_info)
+    entries, details = [], {}
+    for spec in plan.specs:
+        label = spec.label or spec.name
+        estimator = context.pipelines[label].estimator
+        entry: dict[str, Any] = {"name": estimator.name, "options": estimator.options_dict(), "label": label}
+        if label in skipped:
+            entry.update(metrics={**dict.fromkeys(_METRIC_KEYS)}, skipped=skipped[label], errors=[], failed_groups=0)
+            entries.append(entry)
+            continue
+        parts = [journal.done[(label, i)] for i in range(num_shards)]
+        accumulator = MetricsAccumulator()
+        columns: dict[str, list] = {k: [] for k in _SCORE_FIELDS}
+        for part in parts:
+            for k in _SCORE_FIELDS:
+                columns[k].extend(part["scores"][k])
+        for row in zip(*(columns[k] for k in _SCORE_FIELDS)):
+            accumulator.add(GroupScore(*row))
+        seconds = sum(p["seconds"] for p in parts)
+        metrics = accumulator.result()
+        metrics["seconds"] = seconds
+        metrics["rollouts_per_second"] = rollouts / seconds if seconds > 0 else None
+        errors = [e for p in parts for e in p["errors"]][:ERRORS_KEPT]
+        entry.update(metrics=metrics, skipped=None, errors=errors, failed_groups=sum(p["failed_groups"] for p in parts))
+        entries.append(entry)
+        detail = {"scores": columns}
+        if plan.keep_rewards:
+            detail["rewards"] = {
+                "correct": [r for p in parts for r in p["rewards"]["correct"]],
+                "incorrect": [r for p in parts for r in p["rewards"]["incorrect"]],
+            }
+        details[label] = detail
+    results = {
+        "data": {"path": data.path, "groups": groups, "rollouts": rollouts},
+        "estimators": entries,
+        "harness": {"data_note": data.note, "answer_classes_seconds": shared},
+    }
+    return Outcome(results=results, details=details)
+
+
+_METRIC_KEYS = (
+    "label_accuracy", "reward_accuracy", "majority_ratio", "pairwise_accuracy",
+    "ground_truth_ratio", "pass_at_n", "seconds", "rollouts_per_second",
+)
+
+
+#: Fields that differ between two runs of the same bench: wall-clock times and ``harness`` (how it ran).
+RUN_FACT_KEYS = frozenset({"seconds", "rollouts_per_second", "harness"})
+
+
+def without_run_facts(obj: Any) -> Any:
+    """A result object without timings and the ``harness`` section, to compare two runs."""
+    if isinstance(obj, dict):
+        return {k: without_run_facts(v) for k, v in obj.items() if k not in RUN_FACT_KEYS}
+    if isinstance(obj, list):
+        return [without_run_facts(v) for v in obj]
+    return obj
