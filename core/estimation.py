@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from .answers import AnswerEngine
@@ -165,8 +166,10 @@ class EstimationPipeline:
                     values = getattr(rollout, need)
                     if values is None:
                         raise self._missing(group, index, need)
-                    for v in values:
-                        _check_finite(float(v), group, index, need, self.estimator.name)
+                    finite = np.isfinite(values)
+                    if not finite.all():  # one vectorised pass: arrays can hold thousands of tokens
+                        bad = int(np.argmin(finite))
+                        _check_finite(float(values[bad]), group, index, f"{need}[{bad}]", self.estimator.name)
                 elif need in STAT_FIELDS:
                     value = rollout.stat(need)
                     if value is None:

@@ -66,6 +66,8 @@ class GroupScore:
     pass_at_n: float
     pair_wins: float
     pair_count: int
+    #: N (None: unknown). A group without rollouts has no reward accuracy and must not null the dataset's.
+    num_rollouts: int | None = None
 
 
 def score_group(
@@ -82,8 +84,6 @@ def score_group(
     truth = np.asarray(correct, dtype=bool)
     binary = bool(np.all((r == 0.0) | (r == 1.0)))
     reward_accuracy = float(np.mean(r == truth.astype(np.float64))) if binary and n else None
-    if binary and n == 0:
-        reward_accuracy = None
     pos, neg = r[truth], r[~truth]
     if pos.size and neg.size:
         diff = pos[:, None] - neg[None, :]
@@ -99,6 +99,7 @@ def score_group(
         pass_at_n=float(truth.any()),
         pair_wins=wins,
         pair_count=count,
+        num_rollouts=n,
     )
 
 
@@ -120,8 +121,8 @@ class MetricsAccumulator:
         # an estimator that labels some groups but not others scores 0 where it gave no label
         label_acc = float(np.mean([x.label_accuracy or 0.0 for x in s])) if self.any_label else None
         majority = float(np.mean([x.majority_ratio or 0.0 for x in s])) if self.any_label else None
-        binary = [x.reward_accuracy for x in s]
-        reward_acc = None if any(v is None for v in binary) else float(np.mean(binary))
+        binary = [x.reward_accuracy for x in s if x.num_rollouts != 0]
+        reward_acc = None if not binary or any(v is None for v in binary) else float(np.mean(binary))
         pairs = sum(x.pair_count for x in s)
         return {
             "label_accuracy": label_acc,

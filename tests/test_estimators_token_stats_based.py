@@ -137,7 +137,7 @@ def test_non_finite_statistics_name_the_group(registry, bad):
     rollout.token_entropy[1] = bad
     with pytest.raises(EstimatorInputError, match="math500/7") as info:
         run(registry, "entropy", [rollout_from(B), rollout], group_id="math500/7", scope="last_k")
-    assert "rollout 1" in str(info.value)
+    assert "rollout 1: token_entropy[1]" in str(info.value)  # the rollout and the token
 
 
 def test_self_certainty_takes_no_options(registry):
