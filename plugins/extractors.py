@@ -1,56 +1,53 @@
-"""Built-in answer extractors: ``math``, ``multiple_choice`` and ``number``."""
+"""Built-in answer extractors: ``math`` (and its variants), ``multiple_choice`` and ``number``.
+
+Registered through the same ``register_extractors`` hook third-party plugins use. The fallbacks of
+``math`` are configured by choosing a variant: each variant is its own task name, so a rollout file
+(``"task": "math_boxed"``) or a run config (``answers: {task: math_boxed}``) selects it. A plugin that
+wants another combination builds it with :func:`ttrl.core.answers.extract.make_math_extractor`.
+"""
 
 from __future__ import annotations
 
-import re
-
+from ttrl.core.answers.extract import extract_choice, extract_number_answer, make_math_extractor
 from ttrl.core.hookspecs import hookimpl
 
-
-def _last_boxed(text: str) -> str | None:
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    brace = text.find("{", start)
-    if brace < 0:
-        return None
-    depth = 0
-    for i in range(brace, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                inner = text[brace + 1 : i].strip()
-                return inner or None
-    return None
-
-
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-def extract_math(text: str) -> str | None:
-    """The last \\boxed{...} answer."""
-    return _last_boxed(text)
-
-
-def extract_number(text: str) -> str | None:
-    """The last number in the text."""
-    found = _NUMBER.findall(text)
-    return found[-1].replace(",", "") if found else None
-
-
-_CHOICE = re.compile(r"\b([A-E])\b")
-
-
-def extract_multiple_choice(text: str) -> str | None:
-    """The last standalone letter A-E."""
-    found = _CHOICE.findall(text)
-    return found[-1] if found else None
+extract_math = make_math_extractor()
+extract_math_boxed = make_math_extractor(final_answer=False, answer_phrase=False, number=False)
+extract_math_no_number = make_math_extractor(number=False)
 
 
 @hookimpl
 def register_extractors(register):
-    register("math", extract_math, compare="math")
-    register("number", extract_number, compare="number")
-    register("multiple_choice", extract_multiple_choice, compare="exact", aliases=("mc",))
+    register(
+        "math",
+        extract_math,
+        compare="math",
+        description='Last \\boxed{}/\\fbox{}, else "final answer is $X$", else "the answer is X", else the last number.',
+    )
+    register(
+        "math_boxed",
+        extract_math_boxed,
+        compare="math",
+        aliases=("boxed",),
+        description="Only the last \\boxed{}/\\fbox{}: no fallbacks (TTRL's strict setting).",
+    )
+    register(
+        "math_no_number",
+        extract_math_no_number,
+        compare="math",
+        description='Last \\boxed{}, else "final answer is $X$", else "the answer is X"; never a stray number.',
+    )
+    register(
+        "number",
+        extract_number_answer,
+        compare="number",
+        aliases=("gsm8k",),
+        description="GSM8K-style number: after ####, boxed, \"the answer is\", else the last number; $ , % units dropped.",
+    )
+    register(
+        "multiple_choice",
+        extract_choice,
+        compare="exact",
+        aliases=("mc", "gpqa"),
+        description='A-E letter: \\boxed{C}, "Answer: b", "the correct option is D", **C**, (C).',
+    )

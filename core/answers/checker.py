@@ -1,0 +1,229 @@
+"""The semantic checker: math-verify, run only inside a sandbox worker process.
+
+``python -m ttrl.core.answers.checker`` serves requests on stdin/stdout (one JSON document per
+length-prefixed frame, never pickle). It runs in its own process so that a parse that never ends, a
+crash or a memory bomb costs a worker, not the caller. Inside the worker the main thread owns the
+signals, so a per-request ``setitimer`` deadline works (math-verify's own ``signal.alarm`` timeouts
+are switched off: they fail in non-main threads and take whole seconds only). A CPU and an address
+space limit make a worker that ignores the alarm (stuck in C code) die on its own, even when its
+parent is gone.
+
+math-verify is made symmetric (``a ≡ b`` when ``verify(a, b)`` or ``verify(b, a)``) and its known false
+equivalences are vetoed: it rounds numbers to 6 significant digits, so ``1/2^{99}`` and
+``1/2^{98}`` (or ``1/2004!`` and ``1/2006!``) compare equal; after a "yes", numbers are compared at
+40 digits and expressions with variables at random points, and equations must be proportional.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import signal
+import struct
+import sys
+import time
+from typing import Any
+
+_HEADER = struct.Struct(">I")
+_MEMORY_MB = int(os.environ.get("TTRL_ANSWER_WORKER_MEMORY_MB", "3072"))
+_PARSE_CACHE_SIZE = 4096
+_RELATIVE_TOLERANCE = 1e-12
+_PROBES = 3
+
+
+class Deadline(BaseException):
+    """Raised by the interval timer; a BaseException so that math-verify's ``except Exception`` lets it through."""
+
+
+def _on_alarm(signum, frame):
+    raise Deadline()
+
+
+class Checker:
+    """math-verify with a parse cache and the false-equivalence vetoes."""
+
+    def __init__(self) -> None:
+        from math_verify import parse, verify  # imported here: the caller's process never needs sympy
+
+        self._parse = parse
+        self._verify = verify
+        self._cache: dict[str, list] = {}
+
+    def parse(self, answer: str) -> list:
+        cached = self._cache.get(answer)
+        if cached is not None:
+            return cached
+        text = f"${answer}$" if "$" not in answer else f"\\boxed{{{answer}}}"
+        parsed = self._parse(text, parsing_timeout=None)
+        if len(self._cache) >= _PARSE_CACHE_SIZE:
+            self._cache.clear()
+        self._cache[answer] = parsed
+        return parsed
+
+    def equivalent(self, a: str, b: str) -> dict[str, Any]:
+        parsed_a, parsed_b = self.parse(a), self.parse(b)
+        if not parsed_a or not parsed_b:
+            return {"equivalent": False, "verify_calls": 0, "unparsed": True}
+        # The veto is numeric evaluation, far cheaper than verify's simplification, so it runs
+        # first: most different answers are rejected without calling verify at all.
+        veto = false_equivalence(parsed_a[0], parsed_b[0])
+        if veto:
+            return {"equivalent": False, "verify_calls": 0, "veto": veto}
+        calls = 1
+        same = self._verify(parsed_a, parsed_b, timeout_seconds=None)
+        if not same:
+            calls += 1
+            same = self._verify(parsed_b, parsed_a, timeout_seconds=None)
+        return {"equivalent": bool(same), "verify_calls": calls}
+
+
+def _relative_difference(x, y) -> float:
+    import sympy
+
+    x, y = sympy.N(x, 40), sympy.N(y, 40)
+    if not (x.is_number and y.is_number):
+        return 0.0
+    scale = max(abs(x), abs(y))
+    if scale == 0:
+        return 0.0
+    return float(abs(x - y) / scale)
+
+
+def false_equivalence(a: Any, b: Any) -> str | None:
+    """Why math-verify's "equal" for ``a`` and ``b`` is wrong, or ``None`` when it stands.
+
+    Only plain expressions and equations are checked; sets, tuples and matrices are left to
+    math-verify.
+    """
+    import sympy
+
+    if isinstance(a, sympy.Equality) and isinstance(b, sympy.Equality):
+        return _equations_differ(a, b)
+    if not (isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr)):
+        return None
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    if not symbols:
+        return "numeric" if _relative_difference(a, b) > _RELATIVE_TOLERANCE else None
+    if len(symbols) > 8:
+        return None
+    rng = random.Random(0)
+    for _ in range(_PROBES):
+        point = {s: sympy.Rational(rng.randint(2, 97), rng.randint(2, 31)) for s in symbols}
+        try:
+            difference = _relative_difference(a.subs(point), b.subs(point))
+        except (TypeError, ValueError, ZeroDivisionError, ArithmeticError):
+            continue
+        if difference > 1e-9:
+            return "differs at a random point"
+    return None
+
+
+def _equations_differ(a: Any, b: Any) -> str | None:
+    """Two equations are the same when ``lhs - rhs`` of one is a non-zero multiple of the other's."""
+    import sympy
+
+    left, right = a.lhs - a.rhs, b.lhs - b.rhs
+    symbols = sorted(left.free_symbols | right.free_symbols, key=str)
+    if not symbols or len(symbols) > 8:
+        return None
+    rng = random.Random(0)
+    ratios = []
+    for _ in range(_PROBES):
+        point = {s: sympy.Rational(rng.randint(2, 97), rng.randint(2, 31)) for s in symbols}
+        try:
+            x, y = sympy.N(left.subs(point), 40), sympy.N(right.subs(point), 40)
+        except (TypeError, ValueError, ArithmeticError):
+            return None
+        if not (x.is_number and y.is_number):
+            return None
+        if y == 0 or x == 0:
+            if x != y:
+                return "equations differ"
+            continue
+        ratios.append(x / y)
+    if any(abs(r - ratios[0]) > 1e-9 * abs(ratios[0]) for r in ratios[1:]):
+        return "equations differ"
+    return None
+
+
+# -- the worker loop ----------------------------------------------------------------------------
+
+
+def _read_frame(stream) -> Any:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    return json.loads(stream.read(size).decode("utf-8"))
+
+
+def _write_frame(stream, message: Any) -> None:
+    payload = json.dumps(message).encode("utf-8")
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def _limit_resources(seconds: float) -> None:
+    # CPU: what this worker has used so far plus a few times the request's limit. A worker stuck in
+    # C code past that gets SIGXCPU and dies, even when its parent died first.
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    spent = used.ru_utime + used.ru_stime
+    soft = int(spent + 4 * seconds + 2)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def serve(requests, replies) -> None:
+    """Answer requests until stdin closes (which is also how a worker notices its parent died)."""
+    signal.signal(signal.SIGALRM, _on_alarm)
+    checker = Checker()
+    _write_frame(replies, {"ready": os.getpid()})
+    while True:
+        request = _read_frame(requests)
+        if request is None:
+            return
+        op, seconds = request["op"], float(request["seconds"])
+        _limit_resources(seconds)
+        started = time.perf_counter()
+        try:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            try:
+                if op == "parse":
+                    result = {"parsed": bool(checker.parse(request["a"]))}
+                elif op == "equivalent":
+                    result = checker.equivalent(request["a"], request["b"])
+                else:
+                    result = {"error": f"unknown op {op!r}"}
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except Deadline:
+            result = {"timeout": True}
+        except MemoryError:
+            result = {"error": "out of memory"}
+        except RecursionError:
+            result = {"error": "too deeply nested"}
+        except Exception as exc:  # a parser bug on one answer must not end the worker
+            result = {"error": type(exc).__name__}
+        result["seconds"] = time.perf_counter() - started
+        _write_frame(replies, result)
+
+
+def main() -> None:
+    limit = _MEMORY_MB * 1024 * 1024
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ValueError, OSError):  # an already lower hard limit: keep it
+        pass
+    replies = os.fdopen(os.dup(1), "wb")
+    # Anything math-verify or sympy print goes to stderr, never into the reply stream.
+    os.dup2(2, 1)
+    sys.setrecursionlimit(5000)
+    serve(sys.stdin.buffer, replies)
+
+
+if __name__ == "__main__":
+    main()

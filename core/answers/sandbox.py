@@ -1,0 +1,210 @@
+"""A pool of checker processes with wall-clock limits that work from any thread.
+
+math-verify's timeouts use ``signal.alarm``, which raises in any thread but the main one; OpenRLHF
+calls reward code through ``asyncio.to_thread`` and Ray runs actor methods off the main thread. So
+the semantic checker runs in worker processes (``python -m ttrl.core.answers.checker``, started
+with :mod:`subprocess`, which also works inside daemonic processes where :mod:`multiprocessing`
+may not start children). The caller waits for each reply with ``select`` and a deadline; a worker
+that misses it is killed and replaced on next use. Workers exit when their stdin closes, so they
+go away with their parent; :func:`shutdown` (run at interpreter exit) kills and reaps them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import queue
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+_HEADER = struct.Struct(">I")
+#: Time a fresh worker may take to import sympy and math-verify (not counted against any request).
+STARTUP_SECONDS = float(os.environ.get("TTRL_ANSWER_WORKER_STARTUP", "60"))
+
+
+def default_size() -> int:
+    """Workers per process: ``TTRL_ANSWER_WORKERS``, else the CPU count capped at 4."""
+    configured = os.environ.get("TTRL_ANSWER_WORKERS")
+    if configured:
+        return max(1, int(configured))
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class WorkerFailed(Exception):
+    """A worker died, replied garbage, or could not start; the request it had is lost."""
+
+
+@dataclass
+class Reply:
+    """Outcome of one request: ``status`` is ``"ok"``, ``"timeout"`` or ``"failed"``."""
+
+    status: str
+    result: dict[str, Any]
+    seconds: float
+
+
+class _Worker:
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        env.setdefault("PYTHONHASHSEED", "0")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ttrl.core.answers.checker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+            start_new_session=True,  # a Ctrl-C meant for the caller does not kill its workers
+        )
+        self._buffer = b""
+        ready = self.read(time.monotonic() + STARTUP_SECONDS)
+        if ready is None or "ready" not in ready:
+            self.kill()
+            raise WorkerFailed("answer checker worker did not start")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def send(self, message: dict[str, Any]) -> None:
+        payload = json.dumps(message).encode("utf-8")
+        assert self.process.stdin is not None
+        self.process.stdin.write(_HEADER.pack(len(payload)) + payload)
+        self.process.stdin.flush()
+
+    def _fill(self, size: int, deadline: float) -> bool:
+        fd = self.process.stdout.fileno()  # type: ignore[union-attr]
+        while len(self._buffer) < size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if not readable:
+                return False
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise WorkerFailed("answer checker worker exited")
+            self._buffer += chunk
+        return True
+
+    def read(self, deadline: float) -> dict[str, Any] | None:
+        """The next reply, or ``None`` when the deadline passes first."""
+        if not self._fill(_HEADER.size, deadline):
+            return None
+        (size,) = _HEADER.unpack(self._buffer[: _HEADER.size])
+        if not self._fill(_HEADER.size + size, deadline):
+            return None
+        payload = self._buffer[_HEADER.size : _HEADER.size + size]
+        self._buffer = self._buffer[_HEADER.size + size :]
+        try:
+            return json.loads(payload.decode("utf-8"))
+        except ValueError as exc:
+            raise WorkerFailed("answer checker worker sent an unreadable reply") from exc
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        if self.process.poll() is None:
+            self.process.kill()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # unkillable (D state): nothing more we can do
+            pass
+
+
+class CheckerPool:
+    """A fixed number of worker slots shared by all threads of one process."""
+
+    def __init__(self, size: int | None = None) -> None:
+        self.size = size or default_size()
+        self._idle: queue.LifoQueue[list[_Worker | None]] = queue.LifoQueue()
+        self._slots: list[list[_Worker | None]] = [[None] for _ in range(self.size)]
+        for slot in self._slots:
+            self._idle.put(slot)
+        self.owner_pid = os.getpid()
+        self.started = 0
+        self.killed = 0
+        self._closed = False
+
+    def call(self, message: dict[str, Any], seconds: float) -> Reply:
+        """Run one request with a wall-clock limit of ``seconds`` (the wait for a free slot and a worker's
+        start-up are not counted)."""
+        if self._closed:
+            raise WorkerFailed("answer checker pool is shut down")
+        slot = self._idle.get()
+        try:
+            worker = slot[0]
+            if worker is None or not worker.alive():
+                worker = slot[0] = _Worker()
+                self.started += 1
+            started = time.monotonic()
+            try:
+                worker.send({**message, "seconds": seconds * 0.9})
+                reply = worker.read(started + seconds)
+            except (WorkerFailed, OSError, ValueError):
+                reply = {"error": "worker failed"}
+                self._retire(slot)
+                return Reply("failed", reply, time.monotonic() - started)
+            if reply is None:
+                self._retire(slot)
+                return Reply("timeout", {"timeout": True}, time.monotonic() - started)
+            status = "timeout" if reply.get("timeout") else "failed" if "error" in reply else "ok"
+            return Reply(status, reply, time.monotonic() - started)
+        finally:
+            self._idle.put(slot)
+
+    def _retire(self, slot: list[_Worker | None]) -> None:
+        worker, slot[0] = slot[0], None
+        if worker is not None:
+            worker.kill()
+            self.killed += 1
+
+    def pids(self) -> list[int]:
+        return [slot[0].pid for slot in self._slots if slot[0] is not None and slot[0].alive()]
+
+    def shutdown(self) -> None:
+        """Kill and reap every worker; later calls fail with :class:`WorkerFailed`."""
+        self._closed = True
+        for slot in self._slots:
+            if slot[0] is not None:
+                self._retire(slot)
+
+
+_pool: CheckerPool | None = None
+_pool_lock = threading.Lock()
+
+
+def get_pool() -> CheckerPool:
+    """The process-wide pool, created on first use (and again in a forked child, which must not
+    share its parent's workers)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool.owner_pid != os.getpid() or _pool._closed:
+            _pool = CheckerPool()
+        return _pool
+
+
+def shutdown() -> None:
+    """Stop the process-wide pool's workers (registered with :mod:`atexit`)."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None and pool.owner_pid == os.getpid():
+        pool.shutdown()
+
+
+atexit.register(shutdown)
