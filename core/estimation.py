@@ -177,9 +177,13 @@ class EstimationPipeline:
                     _check_finite(value, group, index, f"stats.{need}", self.estimator.name)
 
     def _missing(self, group: RolloutGroup, index: int, field: str) -> EstimatorInputError:
+        # what an estimator reads can depend on its options (entropy with scope=last_k needs token arrays)
+        options = self.estimator.options
+        changed = options.model_dump(mode="json", exclude_defaults=True) if options is not None else {}
+        with_options = f" with {', '.join(f'{k}={v}' for k, v in changed.items())}" if changed else ""
         return EstimatorInputError(
-            f"Estimator {self.estimator.name!r} needs {field}, which rollout {index} of group {group.id!r} "
-            f"does not have. {HOW_TO_GET_STATS}"
+            f"Estimator {self.estimator.name!r}{with_options} needs {field}, which rollout {index} of group "
+            f"{group.id!r} does not have. {HOW_TO_GET_STATS}"
         )
 
     def classify(self, group: RolloutGroup) -> AnswerClasses:

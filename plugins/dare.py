@@ -1,4 +1,5 @@
-"""DARE (Du, Huang, Li, "Distribution-Aware Reward Estimation for Test-Time Reinforcement Learning", 2026).
+"""DARE (Du, Huang, Li, "Distribution-Aware Reward Estimation for Test-Time Reinforcement Learning",
+arXiv:2601.21804, 2026).
 
 Instead of rewarding only the majority answer, every answer ŷ gets a share of an uncertainty-weighted
 empirical distribution over the group's answers, plus an exploration bonus for rare, confident answers:

@@ -1,6 +1,6 @@
 """Entropy minimisation as a reward: RENT (Prabhudesai et al., "Maximizing Confidence Alone Improves
-Reasoning", 2025) and EM-RL (Agarwal et al., "The Unreasonable Effectiveness of Entropy Minimization in
-LLM Reasoning", 2025).
+Reasoning", arXiv:2505.22660, 2025) and EM-RL (Agarwal et al., "The Unreasonable Effectiveness of Entropy
+Minimization in LLM Reasoning", arXiv:2505.15134, 2025).
 
 ``variant="token"`` (RENT, EM-RL-token) rewards low full-vocabulary entropy of the sampling distribution:
 
@@ -11,8 +11,8 @@ estimate of the negative sequence entropy, per token so that long responses are 
 
     r_i = (1/|S_i|) Σ_{t ∈ S_i} log p_t(y_t)
 
-S_i is every response token (``scope="all"``) or the last ``last_k`` of them (``scope="last_k"``: the
-tokens that state the answer, where RENT finds confidence matters most). RENT's code optionally gives a
+S_i is every response token (``scope="all"``) or the last ``last_k`` of them (``scope="last_k"``: RENT
+finds the confidence of the response's last chunk, where the answer is stated, tracks accuracy best). RENT's code optionally gives a
 fixed reward to responses with no extractable answer (−7.0 there): ``no_answer_penalty``.
 """
 

@@ -1,4 +1,4 @@
-"""Majority vote (TTRL; Zuo et al., "TTRL: Test-Time Reinforcement Learning", NeurIPS 2025).
+"""Majority vote (TTRL; Zuo et al., "TTRL: Test-Time Reinforcement Learning", arXiv:2504.16084, NeurIPS 2025).
 
 The pseudo-label is the largest answer equivalence class ŷ = argmax_y n(y) over all N rollouts, and
 the reward is r_i = 1[ŷ_i ≡ ŷ]. Rollouts without an extractable answer never vote and get 0.

@@ -1,4 +1,4 @@
-"""Self-certainty (INTUITOR; Zhao et al., "Learning to Reason without External Rewards", 2025).
+"""Self-certainty (INTUITOR; Zhao et al., "Learning to Reason without External Rewards", arXiv:2505.19590, 2025).
 
 The reward is the response's mean self-certainty, the KL divergence of each token's sampling
 distribution p_t from the uniform distribution U over the vocabulary V:

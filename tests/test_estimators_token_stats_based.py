@@ -119,7 +119,7 @@ def test_last_k_on_stats_only_rollouts_names_the_missing_array(registry):
     with pytest.raises(EstimatorInputError) as info:
         run(registry, "entropy", [rollout_from(A, arrays=False)], group_id="gsm8k/12", scope="last_k")
     message = str(info.value)
-    for fragment in ("token_entropy", "'entropy'", "gsm8k/12", "ttrl rollouts generate"):
+    for fragment in ("needs token_entropy", "'entropy' with scope=last_k", "gsm8k/12", "ttrl rollouts generate"):
         assert fragment in message
 
 
