@@ -16,6 +16,7 @@ equivalences are vetoed: it rounds numbers to 6 significant digits, so ``1/2^{99
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -52,13 +53,18 @@ class Checker:
         self._cache: dict[str, list] = {}
 
     def parse(self, answer: str) -> list:
+        """math-verify's parse of ``answer`` (cached), with the numeric value of a constant computed
+        now, so that an expression too big to evaluate fails here and is blamed on this answer."""
         cached = self._cache.get(answer)
         if cached is not None:
             return cached
         text = f"${answer}$" if "$" not in answer else f"\\boxed{{{answer}}}"
         parsed = self._parse(text, parsing_timeout=None)
+        if parsed:
+            numeric_value(parsed[0])
         if len(self._cache) >= _PARSE_CACHE_SIZE:
             self._cache.clear()
+            numeric_value.cache_clear()
         self._cache[answer] = parsed
         return parsed
 
@@ -79,16 +85,26 @@ class Checker:
         return {"equivalent": bool(same), "verify_calls": calls}
 
 
-def _relative_difference(x, y) -> float:
+@functools.lru_cache(maxsize=_PARSE_CACHE_SIZE)
+def numeric_value(expr: Any) -> Any:
+    """40-digit value of a constant expression (sympy objects are hashable), else ``None``."""
     import sympy
 
-    x, y = sympy.N(x, 40), sympy.N(y, 40)
+    if not isinstance(expr, sympy.Expr) or expr.free_symbols:
+        return None
+    value = sympy.N(expr, 40)
+    return value if value.is_number else None
+
+
+def _relative_difference(x: Any, y: Any) -> float:
+    import sympy
+
     if not (x.is_number and y.is_number):
         return 0.0
     scale = max(abs(x), abs(y))
     if scale == 0:
         return 0.0
-    return float(abs(x - y) / scale)
+    return float(sympy.N(abs(x - y) / scale, 20))
 
 
 def false_equivalence(a: Any, b: Any) -> str | None:
@@ -105,14 +121,17 @@ def false_equivalence(a: Any, b: Any) -> str | None:
         return None
     symbols = sorted(a.free_symbols | b.free_symbols, key=str)
     if not symbols:
-        return "numeric" if _relative_difference(a, b) > _RELATIVE_TOLERANCE else None
+        x, y = numeric_value(a), numeric_value(b)
+        if x is None or y is None:
+            return None
+        return "numeric" if _relative_difference(x, y) > _RELATIVE_TOLERANCE else None
     if len(symbols) > 8:
         return None
     rng = random.Random(0)
     for _ in range(_PROBES):
         point = {s: sympy.Rational(rng.randint(2, 97), rng.randint(2, 31)) for s in symbols}
         try:
-            difference = _relative_difference(a.subs(point), b.subs(point))
+            difference = _relative_difference(sympy.N(a.subs(point), 40), sympy.N(b.subs(point), 40))
         except (TypeError, ValueError, ZeroDivisionError, ArithmeticError):
             continue
         if difference > 1e-9:

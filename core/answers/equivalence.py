@@ -66,9 +66,10 @@ class CheckStats:
     vetoes: int = 0
     skipped: int = 0
     veto_reasons: list[str] = field(default_factory=list)
+    suspects: set[str] = field(default_factory=set)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "veto_reasons"}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("veto_reasons", "suspects")}
         if self.veto_reasons:
             data["veto_reasons"] = sorted(set(self.veto_reasons))
         return data
@@ -83,6 +84,7 @@ class SemanticChecker:
         self._lock = threading.Lock()
         self._results: OrderedDict[tuple[str, str], bool] = OrderedDict()
         self._parsed: OrderedDict[str, bool] = OrderedDict()
+        self._strikes: dict[str, int] = {}
 
     @property
     def pool(self) -> CheckerPool:
@@ -100,16 +102,29 @@ class SemanticChecker:
             return table.get(key)
 
     def _parses(self, text: str, stats: CheckStats) -> bool:
-        """Whether ``text`` parses within the limit (asked once per string, then cached)."""
+        """Whether ``text`` parses within the limit (asked once per string, then cached).
+
+        A timeout or a crash makes the string a suspect for the rest of this group; it is written
+        off for good only at its second strike, since one timeout may have been load, not the string.
+        """
+        if text in stats.suspects:
+            return False
         known = self._recall(self._parsed, text)
         if known is not None:
             return known
         reply = self._call({"op": "parse", "a": text}, stats)
-        if reply is None:
-            return False
-        ok = reply.status == "ok" and bool(reply.result.get("parsed"))
-        self._remember(self._parsed, text, ok)
-        return ok
+        if reply is not None and reply.status == "ok":
+            ok = bool(reply.result.get("parsed"))
+            self._remember(self._parsed, text, ok)
+            return ok
+        stats.suspects.add(text)
+        with self._lock:
+            strikes = self._strikes[text] = self._strikes.get(text, 0) + 1
+            if len(self._strikes) > _CACHE_SIZE:
+                self._strikes.clear()
+        if strikes >= 2:
+            self._remember(self._parsed, text, False)
+        return False
 
     def _call(self, message: dict[str, Any], stats: CheckStats):
         stats.round_trips += 1

@@ -123,16 +123,26 @@ def first_of(*extractors: Extract) -> Extract:
 def make_math_extractor(*, final_answer: bool = True, answer_phrase: bool = True, number: bool = True) -> Extract:
     """The ``math`` extractor with a chosen set of fallbacks after the last ``\\boxed{}``.
 
-    Fallbacks, in order: Minerva's "final answer is $X$", "the answer is X", the last number.
+    Fallbacks, in order: Minerva's "final answer is $X$", "the answer is X", the last number. They
+    apply only to a response without any box.
     """
-    chain: list[Extract] = [last_boxed]
+    fallbacks: list[Extract] = []
     if final_answer:
-        chain.append(minerva_final_answer)
+        fallbacks.append(minerva_final_answer)
     if answer_phrase:
-        chain.append(answer_is)
+        fallbacks.append(answer_is)
     if number:
-        chain.append(last_number)
-    return first_of(*chain)
+        fallbacks.append(last_number)
+    after_box = first_of(*fallbacks)
+
+    def extract(text: str) -> str | None:
+        # A box is the model's explicit answer: an empty or unreadable one is no answer, not a
+        # reason to pick a stray number from the working.
+        if any(command in text for command in _BOX_COMMANDS):
+            return last_boxed(text)
+        return after_box(text)
+
+    return extract
 
 
 # -- multiple choice ----------------------------------------------------------------------------
