@@ -1,0 +1,117 @@
+"""Hostile rollouts: each one finishes within the time limit, leaves no file or process behind, and
+gives a well-formed result, without hurting the honest answers in its group."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from ttrl.core.answers import AnswerEngine
+from ttrl.core.answers.sandbox import CheckerPool
+from ttrl.core.plugins import load_plugins
+
+LIMIT = 1.0
+#: Extraction in the caller plus one timed-out request, plus the restart of a killed worker.
+BOUND = LIMIT + 3.0
+
+HOSTILE = {
+    "os.system": r"The answer is \boxed{__import__('os').system('touch PWNED')}",
+    "eval/open": r"\boxed{eval(\"open('PWNED', 'w').write('x')\")}",
+    "exec in text": "exec(\"import os; os.system('touch PWNED')\") so the answer is $2$",
+    "subprocess": r"\boxed{\text{__import__('subprocess').run(['touch', 'PWNED'])}}",
+    "lambda": r"\boxed{(lambda: __import__('os').system('touch PWNED'))()}",
+    "power tower": r"\boxed{9^{9^{9^{9}}}}",
+    "exponent bomb": r"\boxed{10^{10^{10^{10}}}}",
+    "factorial bomb": r"\boxed{(10^{10})!!}",
+    "factorial tower": r"\boxed{((99!)!)!}",
+    "deep braces 100k": r"\boxed{" + "{" * 100_000 + "1" + "}" * 100_000 + "}",
+    "deep parens (parsed)": r"\boxed{" + "(" * 300 + "1" + ")" * 300 + "}",
+    "deep fractions (parsed)": r"\boxed{" + r"\frac{1}{" * 60 + "2" + "}" * 60 + "}",
+    "unclosed braces": r"\boxed{" * 50_000,
+    "10 MB response": "Let me think. " * 750_000 + r"\boxed{2}",
+    "surrogates": "\\boxed{\ud800 2 \udfff}",
+    "NUL bytes": "\\boxed{2\x00\x00}",
+    "right-to-left marks": "\\boxed{\u202e2\u202c\u200f}",
+    "huge matrix power": r"\boxed{\begin{pmatrix}1&1\\1&0\end{pmatrix}^{10^{9}}}",
+    "many boxes": r"\boxed{1}" * 200_000,
+}
+
+
+@pytest.fixture(scope="module")
+def sandboxed(tmp_path_factory):
+    """An engine whose workers run in an empty directory, to see whether anything gets written."""
+    workdir = tmp_path_factory.mktemp("hostile-cwd")
+    old = os.getcwd()
+    os.chdir(workdir)
+    try:
+        pool = CheckerPool(size=1)
+        engine = AnswerEngine(load_plugins(entry_points=False).registry, timeout_seconds=LIMIT, pool=pool)
+        engine.equivalent("1", "x", "math")  # start the worker before timing anything
+    finally:
+        os.chdir(old)
+    yield engine, pool, workdir
+    pool.shutdown()
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_answer_is_contained(sandboxed, name, repo_root):
+    engine, pool, workdir = sandboxed
+    text = HOSTILE[name]
+    started = time.monotonic()
+    answer = engine.extract(text, "math")
+    answers = [answer, "2", r"\frac{4}{2}", answer, r"\sqrt{4}"]
+    classes = engine.cluster(answers, "math")
+    elapsed = time.monotonic() - started
+
+    assert elapsed < BOUND, f"{name} took {elapsed:.1f}s"
+    assert answer is None or isinstance(answer, str)
+    assert len(classes.class_ids) == len(answers)
+    assert all(-1 <= k < classes.num_classes for k in classes.class_ids)
+    assert classes.class_ids[0] == classes.class_ids[3]  # the same string is always its own class
+    two = classes.class_ids[1]
+    assert classes.class_ids[2] == two and classes.class_ids[4] == two  # honest answers still merge
+    assert not any(workdir.iterdir()), f"{name} wrote {list(workdir.iterdir())}"
+    assert not (repo_root / "PWNED").exists()
+    assert pool.pids(), "the pool keeps (or has replaced) its worker"
+
+
+def test_answers_that_normalise_to_the_same_hostile_text_vote_together(sandboxed):
+    engine, _, _ = sandboxed
+    classes = engine.cluster(["9^{9^{9^{9}}}", "9^{9^{9^{9}}} ", "2"], "math")
+    assert classes.class_ids == [0, 0, 1]
+
+
+def test_no_worker_outlives_the_interpreter(tmp_path):
+    """A program that uses the engine and exits without cleaning up leaves no checker process behind."""
+    script = textwrap.dedent(
+        r"""
+        from ttrl.core.answers import AnswerEngine
+        from ttrl.core.answers.sandbox import get_pool
+        from ttrl.core.plugins import load_plugins
+        engine = AnswerEngine(load_plugins(entry_points=False).registry, timeout_seconds=1.0)
+        engine.cluster([r"\frac{\pi}{2}", r"\pi/2", "9^{9^{9^{9}}}"], "math")
+        print(*get_pool().pids())
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    pids = [int(p) for p in done.stdout.split()]
+    assert pids
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(pid) for pid in pids):
+        time.sleep(0.1)
+    assert not any(_running(pid) for pid in pids)
+    assert not any(tmp_path.iterdir())
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
