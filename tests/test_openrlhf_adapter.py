@@ -1,0 +1,272 @@
+"""The OpenRLHF adapter without Ray: group estimation, run-config checks, dry runs and reward files.
+
+The reward-file test loads the generated file with OpenRLHF's own ``SingleTurnAgentExecutor`` (the code
+that runs ``--reward.remote_url file.py`` inside a vLLM rollout actor); it needs no shim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ttrl.adapters.openrlhf import launch, plan
+from ttrl.adapters.openrlhf.groups import GroupEstimator
+from ttrl.adapters.openrlhf.reward_file import response_text, write_reward_file
+from ttrl.adapters.openrlhf.settings import known_flags
+from ttrl.adapters.openrlhf.stats import token_stats_from_logits
+from ttrl.core.config import ComponentSpec, RunConfig, load_run_config
+from ttrl.core.errors import EstimatorInputError, UserError
+from ttrl.core.estimation import EstimationPipeline
+from ttrl.core.plugins import load_plugins
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO_ROOT / "examples" / "openrlhf"
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_plugins(entry_points=False).registry
+
+
+def estimator_for(registry, name, n_votes, n_train, options=None) -> GroupEstimator:
+    config = RunConfig(estimator=ComponentSpec(name=name, options=options or {}))
+    return GroupEstimator(EstimationPipeline.from_config(config, registry), n_votes=n_votes, n_train=n_train)
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "prompts.json").write_text('[{"prompt": "What is 2+3?", "answer": "5"}]', encoding="utf-8")
+    path = tmp_path / "run.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+BASE = """\
+trainer: openrlhf
+estimator:
+  name: {name}
+openrlhf:
+  model: Qwen/Qwen2.5-Math-1.5B
+  prompt_data: prompts.json
+  output_dir: {out}
+"""
+
+
+# ── group estimation (framework-free) ─────────────────────────────────────────────────────────────
+
+
+def test_majority_vote_over_four_trains_on_two_and_scores_against_the_label(registry):
+    group = estimator_for(registry, "majority_vote", n_votes=4, n_train=2)
+    texts = ["so \\boxed{5}", "I get \\boxed{6}", "answer: \\boxed{5}", "\\boxed{5}."]
+    result = group.estimate("g0", "What is 2+3?", texts, reference="5")
+    assert result.rewards == [1.0, 0.0, 1.0, 1.0]
+    assert result.label == "5"
+    assert result.train_indices == [0, 1]  # TTRL's reference code trains on the first n_train
+
+    # a second prompt where the majority is wrong: the label never reaches the estimator
+    result = group.estimate("g1", "What is 3+4?", ["\\boxed{8}", "\\boxed{7}", "\\boxed{8}", "\\boxed{8}"], reference="7")
+    assert result.rewards == [1.0, 0.0, 1.0, 1.0]
+    metrics = group.step_metrics()
+    assert metrics["label_accuracy"] == 0.5      # right on g0, wrong on g1
+    assert metrics["reward_accuracy"] == 0.5     # 4/4 rewards right on g0, 0/4 on g1
+    assert metrics["majority_ratio"] == 0.75
+    assert metrics["ground_truth_ratio"] == pytest.approx((3 / 4 + 1 / 4) / 2)
+    assert metrics["groups"] == 2.0 and metrics["failed_groups"] == 0.0
+    assert group.step_metrics()["groups"] == 0.0  # reset per step
+
+
+def test_groups_without_labels_give_rewards_but_no_quality_metrics(registry):
+    group = estimator_for(registry, "majority_vote", n_votes=2, n_train=2)
+    result = group.estimate("g", "p", ["\\boxed{1}", "\\boxed{1}"], reference=None)
+    assert result.rewards == [1.0, 1.0] and result.train_indices == [0, 1]
+    assert "label_accuracy" not in group.step_metrics()
+
+
+def test_entropy_estimator_reads_the_token_statistics_it_is_given(registry):
+    group = estimator_for(registry, "entropy", n_votes=2, n_train=2)
+    stats = [{"token_entropy": np.array([0.5, 1.5])}, {"token_entropy": np.array([0.1, 0.3])}]
+    result = group.estimate("g", "p", ["a", "b"], token_stats=stats)
+    assert result.rewards == pytest.approx([-1.0, -0.2])  # RENT: r = -mean_t H_t
+    with pytest.raises(EstimatorInputError, match="mean_entropy"):
+        group.estimate("g", "p", ["a", "b"], token_stats=None)
+
+
+def test_token_statistics_from_logits_match_their_definitions():
+    vocab = 8
+    uniform = torch.zeros(1, 1, vocab)
+    peaked = torch.tensor([[[10.0] + [0.0] * (vocab - 1)]])
+    entropy, certainty = token_stats_from_logits(torch.cat([uniform, peaked], dim=1), chunk_tokens=1)
+    assert entropy[0, 0].item() == pytest.approx(math.log(vocab))  # uniform: H = log|V|
+    assert certainty[0, 0].item() == pytest.approx(0.0, abs=1e-6)   # uniform: KL(U||p) = 0
+    p = torch.softmax(peaked[0, 0], -1)
+    # float32, like the logits: absolute error of order 1e-6 nats
+    assert entropy[0, 1].item() == pytest.approx(float(-(p * p.log()).sum()), abs=1e-5)
+    assert certainty[0, 1].item() == pytest.approx(float(-math.log(vocab) - p.log().mean()), abs=1e-5)
+
+
+# ── fail early: all of these raise before Ray or a GPU is touched ─────────────────────────────────
+
+
+def test_unknown_estimator_is_refused_with_a_suggestion(tmp_path):
+    path = write_config(tmp_path, BASE.format(name="majority_vot", out=tmp_path / "out"))
+    with pytest.raises(UserError, match="majority_vote"):
+        plan(load_run_config(path), config_path=path)
+
+
+def test_n_train_above_n_votes_points_at_the_config_line(tmp_path):
+    path = write_config(tmp_path, BASE.format(name="majority_vote", out=tmp_path / "out") + "  n_votes: 8\n  n_train: 16\n")
+    with pytest.raises(UserError, match=r"n_train \(16\) must not exceed n_votes \(8\) \(.*run.yaml:9\)"):
+        plan(load_run_config(path), config_path=path)
+
+
+def test_stats_estimator_without_token_statistics_is_refused(tmp_path):
+    path = write_config(tmp_path, BASE.format(name="self-certainty", out=tmp_path / "out") + "  token_stats: none\n")
+    with pytest.raises(UserError, match=r"needs token statistics \(mean_self_certainty\).*run.yaml:8"):
+        plan(load_run_config(path), config_path=path)
+
+
+def test_stats_estimator_with_packed_sequences_is_refused(tmp_path):
+    text = BASE.format(name="entropy", out=tmp_path / "out") + "  flags:\n    ds.packing_samples: true\n"
+    path = write_config(tmp_path, text)
+    with pytest.raises(UserError, match="packing_samples"):
+        plan(load_run_config(path), config_path=path)
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("rollout.n_samples_per_prompt: 8", "set by ttrl from `openrlhf.n_votes`"),
+        ("algo.dynamic_filtering_enable: true", "leak labels"),
+        ("actor.adam.lrr: 1.0e-6", "Did you mean 'actor.adam.lr'"),
+    ],
+)
+def test_flags_that_contradict_ttrl_or_do_not_exist_are_refused(tmp_path, flag, message):
+    path = write_config(tmp_path, BASE.format(name="majority_vote", out=tmp_path / "out") + f"  flags:\n    {flag}\n")
+    with pytest.raises(UserError, match=message):
+        plan(load_run_config(path), config_path=path)
+
+
+def test_missing_prompt_file_is_refused(tmp_path):
+    path = write_config(tmp_path, BASE.format(name="majority_vote", out=tmp_path / "out").replace("prompts.json", "nope.json"))
+    with pytest.raises(UserError, match=r"nope.json does not exist \(.*run.yaml:6\)"):
+        plan(load_run_config(path), config_path=path)
+
+
+def test_estimator_n_train_must_agree_with_the_adapter(tmp_path):
+    text = BASE.format(name="majority_vote", out=tmp_path / "out").replace(
+        "  name: majority_vote\n", "  name: majority_vote\n  options: {n_train: 8}\n"
+    )
+    path = write_config(tmp_path, text)
+    with pytest.raises(UserError, match="estimator.options.n_train is 8 but openrlhf.n_train is 32"):
+        plan(load_run_config(path), config_path=path)
+
+
+def test_unsupported_openrlhf_version_is_refused(tmp_path, monkeypatch):
+    path = write_config(tmp_path, BASE.format(name="majority_vote", out=tmp_path / "out"))
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.12.0" if name == "openrlhf" else real_version(name))
+    with pytest.raises(UserError, match=r"OpenRLHF 0.12.0 is installed, but ttrl's adapter supports 0.11.x"):
+        launch(load_run_config(path), config_path=path, dry_run=True)
+
+
+# ── dry runs ──────────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_example_configs_dry_run_with_the_papers_settings(name, capsys, shared_data):
+    path = EXAMPLES / name
+    assert launch(load_run_config(path), config_path=path, dry_run=True) == 0
+    out = capsys.readouterr().out
+    for expected in (
+        "--rollout.n_samples_per_prompt 64",
+        "--algo.advantage.estimator group_norm",
+        "--actor.adam.lr 5e-07",
+        "--actor.lr_scheduler cosine",
+        "--rollout.temperature 1.0",
+        "--eval.temperature 0.6",
+        "--rollout.max_new_tokens 3072",
+        "--reward.remote_url",
+    ):
+        assert expected in out, expected
+    assert '"n_train": 32' in out and "Qwen/Qwen2.5-Math-" in out
+    openrlhf_part = out.split("\n    -- \\\n", 1)[1]  # after the launcher's own --ttrl-spec
+    flags = {line.split()[0][2:] for line in openrlhf_part.splitlines() if line.strip().startswith("--")}
+    assert flags and flags <= known_flags()  # every flag exists in OpenRLHF 0.11's entry point
+    spec, _command, output = plan(load_run_config(path), config_path=path)
+    assert not output.exists()  # a dry run writes nothing
+
+
+def test_cli_dry_run_and_user_error_exit_codes(tmp_path, run_ttrl):
+    path = write_config(tmp_path, BASE.format(name="entropy", out=tmp_path / "out"))
+    result = run_ttrl("train", "--config", str(path), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert '"token_stats": true' in result.stdout and "ttrl.adapters.openrlhf.launch" in result.stdout
+    path.write_text(path.read_text() + "  n_train: 100\n")
+    result = run_ttrl("train", "--config", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "n_train (100) must not exceed n_votes (64)" in result.stderr
+
+
+# ── reward files for --reward.remote_url, loaded by OpenRLHF's own executor ──────────────────────
+
+
+def test_generated_grader_file_runs_in_openrlhfs_single_turn_executor(tmp_path):
+    from openrlhf.utils.agent import SingleTurnAgentExecutor
+
+    config = RunConfig(estimator=ComponentSpec(name="majority_vote"))
+    path = write_reward_file(tmp_path / "grader.py", config, "grader")
+    executor = SingleTurnAgentExecutor(str(path))  # loads reward_func from the file, as a vLLM actor does
+    prompt = "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n"
+    right, wrong = asyncio.run(
+        executor._fetch_rewards_via_func(
+            [prompt + "It is \\boxed{5}<|im_end|>", prompt + "It is \\boxed{6}<|im_end|>"],
+            [prompt, prompt],
+            ["5", "5"],
+        )
+    )
+    assert right == {"rewards": 1.0, "scores": 1.0, "extra_logs": {"ground_truth_reward": 1.0}}
+    assert wrong["rewards"] == 0.0
+    assert response_text(prompt + "x", prompt) == "x"
+
+
+PER_SAMPLE_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+from openrlhf.utils.agent import SingleTurnAgentExecutor
+from ttrl.adapters.openrlhf.reward_file import write_reward_file
+from ttrl.core.config import ComponentSpec, RunConfig
+
+for p in (1.0, 0.0):
+    spec = ComponentSpec(name="random", options={"p": p})
+    path = write_reward_file(Path(sys.argv[1]) / f"random{int(p)}.py", RunConfig(estimator=spec), "estimator")
+    executor = SingleTurnAgentExecutor(str(path))
+    out = asyncio.run(executor._fetch_rewards_via_func(["Q: 2+3? A: \\\\boxed{5}"], ["Q: 2+3? A:"], ["5"]))
+    print("RESULT", p, out[0]["rewards"], out[0]["scores"])
+"""
+
+
+def test_per_sample_reward_file_runs_a_group_free_estimator_from_a_plugin(tmp_path, example_plugins_dir):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(example_plugins_dir), "HF_HUB_OFFLINE": "1"}
+    env = {k: v for k, v in env.items() if not k.startswith("TTRL_")}
+    proc = subprocess.run(
+        [sys.executable, "-c", PER_SAMPLE_SCRIPT, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    # the estimator's reward (random with p=1 / p=0), and the ground-truth score beside it
+    results = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
+    assert results == ["RESULT 1.0 1.0 1.0", "RESULT 0.0 0.0 1.0"]
+
+
+def test_per_sample_reward_file_refuses_group_and_stats_estimators(tmp_path):
+    for name in ("majority_vote", "entropy"):
+        with pytest.raises(UserError, match="reward_func"):
+            write_reward_file(tmp_path / "r.py", RunConfig(estimator=ComponentSpec(name=name)), "estimator")
