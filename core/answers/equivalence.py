@@ -113,8 +113,10 @@ class SemanticChecker:
         if known is not None:
             return known
         reply = self._call({"op": "parse", "a": text}, stats)
-        if reply is not None and reply.status == "ok":
-            ok = bool(reply.result.get("parsed"))
+        parser_raised = reply is not None and reply.status == "failed" and not reply.result.get("crashed")
+        if reply is not None and (reply.status == "ok" or parser_raised):
+            # Parsed, or the parser raised (deterministic): the answer is settled for good.
+            ok = reply.status == "ok" and bool(reply.result.get("parsed"))
             self._remember(self._parsed, text, ok)
             return ok
         stats.suspects.add(text)

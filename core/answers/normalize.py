@@ -23,9 +23,12 @@ _SPACES = re.compile(r"\s+")
 # an answer, and a way to make two equal answers look different (or a parser choke).
 _INVISIBLE = re.compile("[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
 _SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])|\\displaystyle")
-_DROP = ("\\!", "\\,", "\\;", "\\:", "\\ ", "~")
+# Thin spaces and the like; `\\\\ ` (a matrix row break then a space) is not `\\ `.
+_SPACING = re.compile(r"(?<!\\)\\[!,;: ]|~")
 _COMMAND_SPACE = re.compile(r"(\\[A-Za-z]+)\s+(?=[A-Za-z])")
 _FRAC_SHORT = re.compile(r"\\frac(\d)(\d)")
+_FRAC_SHORT_NUMERATOR = re.compile(r"\\frac(\d)(?=\{)")
+_FRAC_SHORT_DENOMINATOR = re.compile(r"\\frac(\{[^{}]*\})(\d)")
 _DEGREES = re.compile(r"\^\{?\\circ\}?")
 _WRAPPED = re.compile(r"^\\(?:text|textbf|mathrm|mbox|textrm|mathbf)\{([^{}]*)\}$")
 _UNIT_AFTER_NUMBER = re.compile(r"^([-+]?[\d.,]+(?:\\%)?)\\(?:text|mbox|mathrm)\{[a-zA-Z .]*\}$")
@@ -52,14 +55,16 @@ def normalize_with_flag(answer: str) -> tuple[str, bool]:
         text = text[2:-2]
     text = text.rstrip(".").strip().strip("$").strip()
     text = _SIZING.sub("", text)
-    for token in _DROP:
-        text = text.replace(token, " " if token == "\\ " else "")
+    text = _SPACING.sub(" ", text)
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     # `\pi r` is not `\pir`: the space that ends a command name before a letter stays (as NUL,
     # which _INVISIBLE removed above, while the other spaces go).
     text = _COMMAND_SPACE.sub("\\1\x00", text)
     text = _SPACES.sub("", text).replace("\x00", " ")
     text = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", text)
+    text = _FRAC_SHORT_NUMERATOR.sub(r"\\frac{\1}", text)
+    text = _FRAC_SHORT_DENOMINATOR.sub(r"\\frac\1{\2}", text)
+    text = text.replace("\\$", "")  # currency
     text = _DEGREES.sub("", text)
     text = text.rstrip(".")
     wrapped = _WRAPPED.match(text)

@@ -156,7 +156,7 @@ class CheckerPool:
                 worker.send({**message, "seconds": seconds * 0.9})
                 reply = worker.read(started + seconds)
             except (WorkerFailed, OSError, ValueError):
-                reply = {"error": "worker failed"}
+                reply = {"error": "worker failed", "crashed": True}
                 self._retire(slot)
                 return Reply("failed", reply, time.monotonic() - started)
             if reply is None:
@@ -166,6 +166,18 @@ class CheckerPool:
             return Reply(status, reply, time.monotonic() - started)
         finally:
             self._idle.put(slot)
+
+    def start(self) -> None:
+        """Start every worker now (a trainer does this at start-up rather than in its first step)."""
+        slots = [self._idle.get() for _ in range(self.size)]
+        try:
+            for slot in slots:
+                if slot[0] is None or not slot[0].alive():
+                    slot[0] = _Worker()
+                    self.started += 1
+        finally:
+            for slot in slots:
+                self._idle.put(slot)
 
     def _retire(self, slot: list[_Worker | None]) -> None:
         worker, slot[0] = slot[0], None
