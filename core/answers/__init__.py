@@ -76,10 +76,13 @@ class AnswerEngine:
         """Whether two answers are the same for ``task`` (``None`` is equivalent to nothing)."""
         if a is None or b is None:
             return False
+        compare = self._extractor(task).compare
+        atom_a, atom_b = make_atom(a, compare), make_atom(b, compare)
+        if not atom_a.normalized or not atom_b.normalized:
+            return False  # an empty answer is no answer, even compared with itself
         if a == b:
             return True
-        compare = self._extractor(task).compare
-        same, _ = atoms_equivalent(make_atom(a, compare), make_atom(b, compare), compare, self.checker, CheckStats())
+        same, _ = atoms_equivalent(atom_a, atom_b, compare, self.checker, CheckStats())
         return same
 
     def cluster(self, answers: Sequence[str | None], task: str) -> AnswerClasses:
