@@ -138,7 +138,7 @@ def register(cli: click.Group) -> None:
         specs = select_specs(config, estimators, registry)
         plan = BenchPlan(
             specs=tuple(specs), config=config.model_dump(mode="json"), recipe=recipe,
-            keep_rewards=report_dir is not None and sweep_spec is None,
+            keep_details=report_dir is not None and sweep_spec is None,
         )
         if data_path is not None and (simulate or sweep_spec or sim_pairs):
             raise UserError("--data and --simulate/--sim/--sweep exclude each other: bench either a file or a simulation.")

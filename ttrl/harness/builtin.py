@@ -39,10 +39,13 @@ def simulated_dataset(settings: SimulationSettings, note: str | None = None) -> 
 def builtin_dataset(path: Path = BUILTIN_ROLLOUTS):
     """The shipped real rollouts when present, otherwise the seeded simulation set (with a note saying so)."""
     if path.exists():
-        return file_dataset(path, note=f"built-in rollout set ({path.name}, shipped with ttrl)")
+        data, errors = file_dataset(path, note=f"built-in rollout set ({path.name}, shipped with ttrl)")
+        if data.records:
+            return data, errors
     s = FALLBACK_SIMULATION
+    why = "is empty" if path.exists() else "is absent"
     note = (
-        f"No real rollouts ship with this ttrl build ({path.name} is absent): running on the built-in "
+        f"No real rollouts ship with this ttrl build ({path.name} {why}): running on the built-in "
         f"SIMULATION set ({s.groups} groups x {s.rollouts} rollouts, seed {s.seed}). Its numbers describe "
         "synthetic data, not a model; pass --data FILE for real rollouts."
     )

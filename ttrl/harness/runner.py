@@ -13,16 +13,19 @@ which are reported once under ``harness``; ``rollouts_per_second`` is rollouts /
 
 from __future__ import annotations
 
+import base64
 import functools
+import gc
 import hashlib
 import importlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ttrl.core.answers import AnswerEngine
 from ttrl.core.config import ComponentSpec, RunConfig
@@ -31,12 +34,13 @@ from ttrl.core.estimation import EstimationPipeline, resolve
 from ttrl.core.metrics import GroupScore, MetricsAccumulator, evaluate_group, grade_group
 from ttrl.core.plugins import PluginSet, load_plugins
 from ttrl.core.data import GroupRecord
-from ttrl.core.registry import Registry
+from ttrl.core.registry import ANSWERS, Registry
 
 JOURNAL_VERSION = 1
 #: Errors kept per estimator and shard (the count is always complete).
 ERRORS_KEPT = 20
 _SCORE_FIELDS = tuple(GroupScore.__dataclass_fields__)
+_OPTIONAL_SCORES = frozenset({"label_accuracy", "reward_accuracy", "majority_ratio"})
 
 
 class BenchInterrupted(UserError):
@@ -81,7 +85,7 @@ class BenchPlan:
     specs: tuple[ComponentSpec, ...]
     config: dict[str, Any]  # RunConfig.model_dump(): answers settings and reward shaping
     recipe: PluginRecipe = PluginRecipe()
-    keep_rewards: bool = False
+    keep_details: bool = False
 
     @property
     def labels(self) -> list[str]:
@@ -94,7 +98,7 @@ class BenchPlan:
                 "specs": [s.model_dump(mode="json") for s in self.specs],
                 "config": self.config,
                 "plugins": [self.recipe.entry_points, list(self.recipe.modules)],
-                "keep_rewards": self.keep_rewards,
+                "keep_details": self.keep_details,
             },
             sort_keys=True,
             default=str,
@@ -112,7 +116,7 @@ class ShardContext:
         for i, spec in enumerate(plan.specs):
             resolved = resolve(registry.estimators, spec, path=("estimators", i))
             self.pipelines[spec.label or spec.name] = EstimationPipeline(resolved, self.engine, shapers)
-        self.keep_rewards = plan.keep_rewards
+        self.keep_details = plan.keep_details
 
     def run_shard(self, index: int, records: Sequence[GroupRecord], labels: Sequence[str]) -> dict[str, Any]:
         """Grade the shard's groups once, then run and score each estimator in ``labels``."""
@@ -146,6 +150,7 @@ class ShardContext:
                 estimates.append(exc)
         seconds = time.perf_counter() - start
 
+        scoring_start = time.perf_counter()
         engine = self.engine
         columns: dict[str, list] = {name: [] for name in _SCORE_FIELDS}
         errors, failed = [], 0
@@ -166,13 +171,37 @@ class ShardContext:
             score = evaluate_group(engine, c, truth, rewards, label)
             for name in _SCORE_FIELDS:
                 columns[name].append(getattr(score, name))
-            if self.keep_rewards:
+            if self.keep_details:
                 for r, ok in zip(rewards, truth.correct):
                     (rewards_correct if ok else rewards_incorrect).append(r)
-        out = {"seconds": seconds, "scores": columns, "failed_groups": failed, "errors": errors}
-        if self.keep_rewards:
-            out["rewards"] = {"correct": rewards_correct, "incorrect": rewards_incorrect}
+        out = {"seconds": seconds, "scores": {k: pack(v) for k, v in columns.items()},
+               "failed_groups": failed, "errors": errors}
+        if self.keep_details:
+            out["rewards"] = {"correct": pack(rewards_correct), "incorrect": pack(rewards_incorrect)}
+        out["scoring_seconds"] = time.perf_counter() - scoring_start
         return out
+
+
+def pack(values: Sequence[float | None]) -> str:
+    """Numbers as base64 float64 (None as NaN): exact round trip, and far cheaper than JSON number lists."""
+    array = np.array([np.nan if v is None else v for v in values], dtype="<f8")
+    return base64.b64encode(array.tobytes()).decode("ascii")
+
+
+def unpack(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f8")
+
+
+def _scores_from(columns: dict[str, np.ndarray]) -> list[GroupScore]:
+    as_lists = []
+    for name in _SCORE_FIELDS:
+        values = columns[name].tolist()
+        if name == "pair_count":
+            values = [int(v) for v in values]
+        elif name in _OPTIONAL_SCORES:
+            values = [None if v != v else v for v in values]  # NaN stands for None
+        as_lists.append(values)
+    return [GroupScore(*row) for row in zip(*as_lists)]
 
 
 _CONTEXTS: dict[str, ShardContext] = {}
@@ -214,7 +243,11 @@ class LocalExecutor:
 # -- journal -----------------------------------------------------------------------------------------
 
 class Journal:
-    """Append-only JSON Lines record of finished (estimator, shard) pairs, fsynced per shard."""
+    """Append-only JSON Lines record of finished (estimator, shard) pairs, flushed per shard.
+
+    Flushed, not fsynced: the lines survive a killed process or worker (the case ``--resume`` is for);
+    an fsync per shard would cost more than majority vote itself on slow disks.
+    """
 
     def __init__(self, path: Path, fingerprint: str, resume: bool):
         self.path = path
@@ -260,7 +293,6 @@ class Journal:
             self._write(item)
             self._remember(item)
         self.handle.flush()
-        os.fsync(self.handle.fileno())
 
     def close(self) -> None:
         self.handle.close()
@@ -313,15 +345,18 @@ def fingerprint(plan: BenchPlan, data: DataSet, shard_size: int) -> str:
 
 def check_tasks(context: ShardContext, records: Sequence[GroupRecord]) -> None:
     """Every group's task must have an extractor: grading needs one even for stats-only estimators."""
-    registry = context.engine.registry
-    for task in sorted({context.engine.task_of(r.group) for r in records}):
-        registry.extractors.get(task)
+    engine = context.engine
+    tasks = {engine.task_override} if engine.task_override else {r.group.task for r in records}
+    for task in sorted(tasks):
+        engine.registry.extractors.get(task)
 
 
 def input_problems(context: ShardContext, records: Sequence[GroupRecord]) -> dict[str, str]:
     """Estimators whose required inputs the data lacks, with the first problem and how many groups have it."""
     skipped = {}
     for label, pipeline in context.pipelines.items():
+        if pipeline.requires <= {ANSWERS}:
+            continue  # answers need only an extractor for each task, which check_tasks verified
         first, count = None, 0
         for record in records:
             try:
@@ -349,19 +384,32 @@ def run_bench(
     if shard_size < 1:
         raise UserError(f"--shard-size must be at least 1, got {shard_size}.")
     wall = time.perf_counter()
+    # the groups live for the whole run: keep the cyclic GC from rescanning them on every collection
+    gc.freeze()
+    try:
+        return _run(plan, data, executor, shard_size, output, resume, on_progress, registry, wall)
+    finally:
+        gc.unfreeze()
+
+
+def _run(plan, data, executor, shard_size, output, resume, on_progress, registry, wall) -> Outcome:
     context = ShardContext(plan, registry) if registry is not None else _context_for(plan)
     records = data.records
+    validating = time.perf_counter()
     check_tasks(context, records)
     skipped = input_problems(context, records)
+    validation = time.perf_counter() - validating
     active = [label for label in plan.labels if label not in skipped]
     shards = [records[i : i + shard_size] for i in range(0, len(records), shard_size)]
 
+    io_start = time.perf_counter()
     if output is not None:
         journal: Journal = Journal(journal_path(output), fingerprint(plan, data, shard_size), resume)
     else:
         if resume:
             raise UserError("--resume needs --output: the unfinished run's results are kept next to its output file.")
         journal = MemoryJournal()
+    io = time.perf_counter() - io_start
     executor = executor or LocalExecutor(context if registry is not None else None)
     jobs = []
     for index, shard in enumerate(shards):
@@ -371,9 +419,15 @@ def run_bench(
         elif on_progress:
             on_progress(len(shard))
     reused = len(shards) - len(jobs)
+    computed = 0.0  # estimator, grading and scoring seconds of the shards computed by this run
     try:
         for shard_result in executor.run(plan, jobs):
+            computed += shard_result["shared_seconds"] + sum(
+                r["seconds"] + r["scoring_seconds"] for r in shard_result["estimators"].values()
+            )
+            io_start = time.perf_counter()
             journal.add(shard_result)
+            io += time.perf_counter() - io_start
             if on_progress:
                 on_progress(shard_result["groups"])
     except KeyboardInterrupt:
@@ -389,11 +443,21 @@ def run_bench(
     finally:
         executor.close()
         journal.close()
+    assembling = time.perf_counter()
     outcome = assemble(plan, context, data, journal, len(shards), skipped)
+    assembled = time.perf_counter()
+    scoring = sum(r["scoring_seconds"] for r in journal.done.values()) + assembled - assembling
+    elapsed = assembled - wall
     outcome.results["harness"].update(
-        {"shard_size": shard_size, "shards": len(shards), "shards_reused": reused,
+        {"metrics_seconds": scoring,
+         # dispatch, validation and I/O of this run; with worker processes it also holds the time spent
+         # waiting for them, so it is the harness's own cost only in single-process runs
+         "overhead_seconds": elapsed - computed - (assembled - assembling),
+         "validation_seconds": validation,
+         "journal_seconds": io,
+         "shard_size": shard_size, "shards": len(shards), "shards_reused": reused,
          "executor": getattr(executor, "description", type(executor).__name__),
-         "elapsed_seconds": time.perf_counter() - wall}
+         "elapsed_seconds": elapsed}
     )
     return outcome
 
@@ -425,12 +489,10 @@ def assemble(
             continue
         parts = [journal.done[(label, i)] for i in range(num_shards)]
         accumulator = MetricsAccumulator()
-        columns: dict[str, list] = {k: [] for k in _SCORE_FIELDS}
-        for part in parts:
-            for k in _SCORE_FIELDS:
-                columns[k].extend(part["scores"][k])
-        for row in zip(*(columns[k] for k in _SCORE_FIELDS)):
-            accumulator.add(GroupScore(*row))
+        columns = {k: np.concatenate([unpack(p["scores"][k]) for p in parts]) for k in _SCORE_FIELDS}
+        scores = _scores_from(columns)
+        for score in scores:
+            accumulator.add(score)
         seconds = sum(p["seconds"] for p in parts)
         metrics = accumulator.result()
         metrics["seconds"] = seconds
@@ -438,13 +500,14 @@ def assemble(
         errors = [e for p in parts for e in p["errors"]][:ERRORS_KEPT]
         entry.update(metrics=metrics, skipped=None, errors=errors, failed_groups=sum(p["failed_groups"] for p in parts))
         entries.append(entry)
-        detail = {"scores": columns}
-        if plan.keep_rewards:
-            detail["rewards"] = {
-                "correct": [r for p in parts for r in p["rewards"]["correct"]],
-                "incorrect": [r for p in parts for r in p["rewards"]["incorrect"]],
+        if plan.keep_details:  # the report's plots need per-group scores and every reward
+            details[label] = {
+                "scores": {k: [getattr(s, k) for s in scores] for k in _SCORE_FIELDS},
+                "rewards": {
+                    which: np.concatenate([unpack(p["rewards"][which]) for p in parts]).tolist()
+                    for which in ("correct", "incorrect")
+                },
             }
-        details[label] = detail
     results = {
         "data": {"path": data.path, "groups": groups, "rollouts": rollouts},
         "estimators": entries,
