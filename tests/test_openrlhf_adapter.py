@@ -109,6 +109,17 @@ def test_token_statistics_from_logits_match_their_definitions():
     assert certainty[0, 1].item() == pytest.approx(float(-math.log(vocab) - p.log().mean()), abs=1e-5)
 
 
+def test_token_statistics_stay_accurate_for_large_logits_and_vocabularies():
+    # logits of magnitude ~25 over SmolLM2's 49152 tokens, like a real LM head's
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 49152, generator=generator) * 3 + 25
+    logits[:, 0] += 15
+    entropy, certainty = token_stats_from_logits(logits)
+    log_p = torch.log_softmax(logits.double(), dim=-1)
+    assert entropy.double() == pytest.approx(-(log_p.exp() * log_p).sum(-1), abs=1e-4)
+    assert certainty.double() == pytest.approx(-log_p.mean(-1) - math.log(49152), abs=1e-4)
+
+
 # ── fail early: all of these raise before Ray or a GPU is touched ─────────────────────────────────
 
 
