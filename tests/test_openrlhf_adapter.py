@@ -212,6 +212,21 @@ def test_example_configs_dry_run_with_the_papers_settings(name, capsys, shared_d
     assert not output.exists()  # a dry run writes nothing
 
 
+def test_gpu_end_to_end_script_dry_run_prints_the_command(tmp_path, shared_data):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OUT": str(tmp_path / "e2e"), "ESTIMATOR": "self-certainty",
+           "TTRL": str(Path(sys.executable).with_name("ttrl"))}
+    proc = subprocess.run(
+        ["bash", str(EXAMPLES / "gpu_end_to_end.sh"), "--dry-run"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--rollout.n_samples_per_prompt 8" in proc.stdout and '"token_stats": true' in proc.stdout
+    assert sorted(p.name for p in (tmp_path / "e2e").iterdir()) == ["run.yaml"]  # nothing else written
+
+
 def test_cli_dry_run_and_user_error_exit_codes(tmp_path, run_ttrl):
     path = write_config(tmp_path, BASE.format(name="entropy", out=tmp_path / "out"))
     result = run_ttrl("train", "--config", str(path), "--dry-run")
