@@ -80,6 +80,29 @@ def test_hostile_answer_is_contained(sandboxed, name, repo_root):
     assert pool.pids(), "the pool keeps (or has replaced) its worker"
 
 
+ADVERSARIAL_TEXTS = {
+    "answer phrases": "the answer is " * 700_000,
+    "unterminated Minerva": "final answer is $" * 600_000,
+    "choice statements": "the correct option is " * 500_000,
+    "digits": "1" * 10_000_000,
+    "thousands separators": "1," * 5_000_000,
+    "parenthesised letters": "(A)" * 3_000_000,
+    "bare boxes": "\\boxed " * 1_500_000,
+    "backslashes": "\\" * 10_000_000,
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL_TEXTS))
+def test_extraction_of_10_mb_adversarial_text_is_quick(sandboxed, name):
+    """Extraction runs in the caller with no time limit, so it reads only the end of a response."""
+    engine, _, _ = sandboxed
+    for task in ("math", "number", "multiple_choice"):
+        started = time.monotonic()
+        answer = engine.extract(ADVERSARIAL_TEXTS[name], task)
+        assert time.monotonic() - started < 2.0, (name, task)
+        assert answer is None or 0 < len(answer) <= 100_000
+
+
 def test_answers_that_normalise_to_the_same_hostile_text_vote_together(sandboxed):
     engine, _, _ = sandboxed
     classes = engine.cluster(["9^{9^{9^{9}}}", "9^{9^{9^{9}}} ", "2"], "math")

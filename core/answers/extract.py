@@ -12,6 +12,9 @@ from collections.abc import Callable, Sequence
 
 Extract = Callable[[str], "str | None"]
 
+#: Extractors read only the end of a response, where answers are: regular expressions over a hostile
+#: 10 MB text would take seconds in the caller's process, with no time limit to stop them.
+SCAN_CHARS = 100_000
 #: A ``\boxed{`` that is never closed is skipped; at most this many are tried, from the last one.
 _MAX_BOX_TRIES = 8
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
@@ -54,6 +57,7 @@ def last_boxed(text: str) -> str | None:
 
     ``\\boxed 5`` (no braces) gives ``5``. An unclosed box is skipped in favour of an earlier one.
     """
+    text = text[-SCAN_CHARS:]
     position = len(text)
     for _ in range(_MAX_BOX_TRIES):
         starts = [(text.rfind(cmd, 0, position), cmd) for cmd in _BOX_COMMANDS]
@@ -91,18 +95,21 @@ def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
 
 def minerva_final_answer(text: str) -> str | None:
     """Minerva's format: the last "Final Answer: The final answer is $X$"."""
+    text = text[-SCAN_CHARS:]
     match = _last_match(_MINERVA, text)
     return _clean(match.group(1)) if match else None
 
 
 def answer_is(text: str) -> str | None:
     """The last "the answer is X" (X up to the end of the sentence, or one ``$...$``)."""
+    text = text[-SCAN_CHARS:]
     match = _last_match(_ANSWER_IS, text)
     return _clean(match.group(1)) if match else None
 
 
 def last_number(text: str) -> str | None:
     """The last number in the text, as written (``1,234.5``, ``-3``, ``3/4``)."""
+    text = text[-SCAN_CHARS:]
     match = _last_match(_NUMBER, text)
     return match.group(0) if match else None
 
@@ -138,6 +145,7 @@ def make_math_extractor(*, final_answer: bool = True, answer_phrase: bool = True
     def extract(text: str) -> str | None:
         # A box is the model's explicit answer: an empty or unreadable one is no answer, not a
         # reason to pick a stray number from the working.
+        text = text[-SCAN_CHARS:]
         if any(command in text for command in _BOX_COMMANDS):
             return last_boxed(text)
         return after_box(text)
@@ -180,6 +188,7 @@ def extract_choice(text: str) -> str | None:
     correct option is D"; the last bold ``**C**``; the last ``(C)``; a line holding only a letter.
     A bare capital letter inside a sentence ("A rectangle has ...") is not an answer.
     """
+    text = text[-SCAN_CHARS:]
     boxed = last_boxed(text)
     if boxed is not None:
         match = _CHOICE_BOXED.match(boxed)
@@ -212,6 +221,7 @@ def canonical_number(written: str) -> str | None:
 
     Returns the last number in ``written``, without thousands separators, currency or units.
     """
+    written = written[-SCAN_CHARS:]
     match = _last_match(_NUMBER, written)
     if match is None:
         return None
@@ -220,6 +230,7 @@ def canonical_number(written: str) -> str | None:
 
 def extract_number_answer(text: str, *, sources: Sequence[Extract] | None = None) -> str | None:
     """GSM8K-style: the number after ``####``, in a box, after "the answer is", else the last one."""
+    text = text[-SCAN_CHARS:]
     marker = _last_match(_GSM8K_MARKER, text)
     candidates = [marker.group(1)] if marker else []
     for source in sources or (last_boxed, answer_is):
