@@ -1,0 +1,129 @@
+"""Group rewards for a trainer batch: the framework-free half of the TRL adapter.
+
+A GRPO batch is a flat list of completions in which each prompt's ``num_generations`` completions sit
+next to each other (TRL's ``RepeatSampler`` guarantees it for the global batch). This module cuts the
+flat list into prompt groups, runs the :class:`~ttrl.core.estimation.EstimationPipeline` once per
+group, and hands back one reward per completion in the same order, plus the reward-quality metrics of
+:mod:`ttrl.core.metrics` when the hidden reference is known. Nothing here imports torch or TRL.
+
+The vote/train split: the estimator always sees every completion of the group (it votes over all N);
+when its :class:`~ttrl.core.data.Estimate` names ``train_indices``, the other completions get ``None``
+as their *trainer* reward. TRL treats a completion whose every reward is ``None`` as unscorable: it is
+left out of the group's mean and std and its advantage is 0, so it does not move the policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ttrl.core.data import Estimate, Rollout, RolloutGroup
+from ttrl.core.errors import UserError
+from ttrl.core.estimation import EstimationPipeline
+from ttrl.core.metrics import MetricsAccumulator, evaluate_group, grade_group
+
+
+class GroupLayoutError(UserError):
+    """A batch whose completions are not laid out as consecutive groups of ``num_generations``."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One completion of a trainer batch, with the columns of the prompt it answers."""
+
+    group_id: str
+    prompt: str
+    rollout: Rollout
+    task: str
+    #: The hidden reference answer, for metrics only: it never reaches the estimator.
+    reference: str | None = None
+
+
+@dataclass
+class GroupResult:
+    group: RolloutGroup
+    estimate: Estimate
+    reference: str | None
+
+
+@dataclass
+class BatchRewards:
+    """Rewards for one batch, in the batch's order, and what the estimator said about each group."""
+
+    #: What the trainer gets: the estimator's reward, or ``None`` for rollouts outside ``train_indices``.
+    trainer_rewards: list[float | None]
+    #: The estimator's (and shapers') reward for every rollout, trained on or not.
+    estimator_rewards: list[float]
+    groups: list[GroupResult] = field(default_factory=list)
+    #: Reward-quality metrics (``METRIC_NAMES``) over the groups that have a reference; empty without any.
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str | None]:
+        return [g.estimate.label for g in self.groups]
+
+
+def split_groups(items: Sequence[BatchItem], num_generations: int) -> list[list[BatchItem]]:
+    """Cut a flat batch into prompt groups of ``num_generations`` consecutive items.
+
+    Groups are found by position, not by comparing prompt text (two dataset rows may share a prompt),
+    and every block is checked to hold one prompt id so that a changed sampler fails loudly instead of
+    mixing two prompts' votes.
+    """
+    if num_generations < 1:
+        raise ValueError(f"num_generations must be >= 1, got {num_generations}")
+    if len(items) % num_generations:
+        raise GroupLayoutError(
+            f"The trainer passed {len(items)} completions, not a multiple of num_generations={num_generations}: "
+            "prompt groups would be cut apart. Make the batch size a multiple of num_generations."
+        )
+    blocks = [list(items[i : i + num_generations]) for i in range(0, len(items), num_generations)]
+    for block in blocks:
+        ids = {item.group_id for item in block}
+        if len(ids) != 1:
+            raise GroupLayoutError(
+                f"A block of {num_generations} consecutive completions mixes prompts {sorted(ids)}: the trainer "
+                "did not keep each prompt's generations together, so its votes cannot be counted. This adapter "
+                "supports TRL versions whose sampler repeats each prompt num_generations times in a row."
+            )
+    return blocks
+
+
+def estimate_batch(pipeline: EstimationPipeline, items: Sequence[BatchItem], num_generations: int) -> BatchRewards:
+    """Run the estimator once per prompt group of a trainer batch; rewards come back in batch order."""
+    trainer_rewards: list[float | None] = []
+    estimator_rewards: list[float] = []
+    results: list[GroupResult] = []
+    accumulator = MetricsAccumulator()
+    for block in split_groups(items, num_generations):
+        first = block[0]
+        group = RolloutGroup(id=first.group_id, prompt=first.prompt, rollouts=[it.rollout for it in block], task=first.task)
+        pipeline.check_inputs(group)
+        # metrics need answer classes even when the estimator itself does not
+        if pipeline.needs_answers or first.reference is not None:
+            group.classes = pipeline.classify(group)
+        classes = group.classes
+        estimate = pipeline.run(group, classes)
+        keep = set(range(len(block))) if estimate.train_indices is None else set(estimate.train_indices)
+        estimator_rewards.extend(estimate.rewards)
+        trainer_rewards.extend(r if i in keep else None for i, r in enumerate(estimate.rewards))
+        results.append(GroupResult(group, estimate, first.reference))
+        if first.reference is not None and classes is not None:
+            task = pipeline.engine.task_of(group)
+            truth = grade_group(pipeline.engine, classes, first.reference, task)
+            accumulator.add(evaluate_group(pipeline.engine, classes, truth, estimate.rewards, estimate.label))
+    metrics = accumulator.result() if accumulator.scores else {}
+    return BatchRewards(trainer_rewards, estimator_rewards, results, metrics)
+
+
+def group_summary(result: GroupResult) -> dict[str, Any]:
+    """A JSON-ready record of one group's estimate, for the run summary."""
+    return {
+        "id": result.group.id,
+        "label": result.estimate.label,
+        "reference": result.reference,
+        "rewards": list(result.estimate.rewards),
+        "train_indices": result.estimate.train_indices,
+        "answers": None if result.group.classes is None else list(result.group.classes.answers),
+    }

@@ -1,0 +1,84 @@
+"""Group rewards for a TRL batch: consecutive generations per prompt, one pipeline call per group."""
+
+from __future__ import annotations
+
+import pytest
+
+from ttrl.adapters.trl.group_rewards import BatchItem, GroupLayoutError, estimate_batch, split_groups
+from ttrl.core.config import ComponentSpec, RunConfig
+from ttrl.core.data import Rollout
+from ttrl.core.estimation import EstimationPipeline
+from ttrl.core.plugins import load_plugins
+
+
+def pipeline(name: str = "majority_vote", **options) -> EstimationPipeline:
+    registry = load_plugins(entry_points=False).registry
+    config = RunConfig(estimator=ComponentSpec(name=name, options=options), answers={"task": "number"})
+    return EstimationPipeline.from_config(config, registry)
+
+
+def batch(groups: dict[str, tuple[str, list[str]]]) -> list[BatchItem]:
+    """Items laid out as TRL lays them out: each prompt's completions next to each other."""
+    return [
+        BatchItem(group_id=gid, prompt=f"question {gid}", rollout=Rollout(text=text), task="math", reference=reference)
+        for gid, (reference, texts) in groups.items()
+        for text in texts
+    ]
+
+
+def test_each_block_of_num_generations_is_one_group_and_rewards_come_back_in_batch_order():
+    items = batch(
+        {
+            # 7 wins 3 to 1: the majority is right
+            "a": ("7", ["it is 7", "7", "maybe 6", "so 7"]),
+            # 5 wins 2 to 1, one rollout has no number: the majority is wrong
+            "b": ("4", ["5", "no idea", "4", "5"]),
+        }
+    )
+    result = estimate_batch(pipeline(), items, num_generations=4)
+
+    assert result.estimator_rewards == [1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0]
+    assert result.trainer_rewards == result.estimator_rewards
+    assert result.labels == ["7", "5"]
+    # label right in one group of two; rewards match the truth in 4/4 and 1/4 rollouts
+    assert result.metrics["label_accuracy"] == 0.5
+    assert result.metrics["reward_accuracy"] == pytest.approx((4 / 4 + 1 / 4) / 2)
+    assert result.metrics["majority_ratio"] == pytest.approx((3 / 4 + 2 / 4) / 2)
+
+
+def test_the_estimator_votes_over_all_generations_and_the_rest_get_no_trainer_reward():
+    items = batch({"a": ("7", ["6", "7", "7", "7"])})
+    result = estimate_batch(pipeline(n_train=2), items, num_generations=4)
+
+    # the vote counts all four (7 wins 3 to 1) ...
+    assert result.labels == ["7"]
+    assert result.estimator_rewards == [0.0, 1.0, 1.0, 1.0]
+    # ... but only the first two are trained on: TRL gives None rewards advantage 0 and leaves them out of the baseline
+    assert result.trainer_rewards == [0.0, 1.0, None, None]
+
+
+def test_the_reference_never_reaches_the_estimator():
+    seen = []
+
+    def spy(group, options):
+        seen.append(group)
+        from ttrl.core.data import Estimate
+
+        return Estimate([0.0] * len(group.rollouts))
+
+    registry = load_plugins(entry_points=False).registry
+    registry.estimator_callback("test")("spy", spy, requires=("answers",))
+    engine_config = RunConfig(estimator=ComponentSpec(name="spy"), answers={"task": "number"})
+    estimate_batch(EstimationPipeline.from_config(engine_config, registry), batch({"a": ("7", ["7", "8"])}), 2)
+
+    (group,) = seen
+    assert not hasattr(group, "reference")
+    assert "7" not in repr(group.meta) and group.prompt == "question a"
+
+
+def test_a_batch_that_mixes_prompts_inside_a_block_is_refused():
+    items = batch({"a": ("1", ["1", "1", "1"]), "b": ("2", ["2", "2", "2"])})
+    with pytest.raises(GroupLayoutError, match="mixes prompts"):
+        split_groups(items, 2)
+    with pytest.raises(GroupLayoutError, match="not a multiple of num_generations=4"):
+        split_groups(items, 4)
