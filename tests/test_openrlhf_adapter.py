@@ -162,6 +162,15 @@ def test_flags_that_contradict_ttrl_or_do_not_exist_are_refused(tmp_path, flag, 
         plan(load_run_config(path), config_path=path)
 
 
+def test_too_few_trained_responses_for_the_gpus_is_refused(tmp_path):
+    text = BASE.format(name="majority_vote", out=tmp_path / "out") + (
+        "  n_votes: 4\n  n_train: 2\n  gpus_per_node: 8\n  flags:\n    rollout.batch_size: 2\n"
+    )
+    path = write_config(tmp_path, text)
+    with pytest.raises(UserError, match="make 1 micro-batches of 4, fewer than the 8 actor GPUs"):
+        plan(load_run_config(path), config_path=path)
+
+
 def test_missing_prompt_file_is_refused(tmp_path):
     path = write_config(tmp_path, BASE.format(name="majority_vote", out=tmp_path / "out").replace("prompts.json", "nope.json"))
     with pytest.raises(UserError, match=r"nope.json does not exist \(.*run.yaml:6\)"):

@@ -17,6 +17,7 @@ User documentation: docs/openrlhf.md.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -81,8 +82,12 @@ def launch(config: RunConfig, *, config_path: Path, dry_run: bool) -> int:
     """Validate, then run OpenRLHF (or, with ``dry_run``, print what would run). Returns an exit status."""
     version = check_version(required=not dry_run)
     spec, command, output = plan(config, config_path=config_path)
+    settings = load_settings(config)
+    env = {**os.environ, "RAY_ADDRESS": settings.ray_address} if settings.ray_address else None
     if dry_run:
         print(f"# OpenRLHF: {version or 'not installed (needed to run; see docs/openrlhf.md)'}")
+        if settings.ray_address:
+            print(f"# Ray cluster: RAY_ADDRESS={settings.ray_address}")
         print("# Estimator spec (the OpenRLHF Ray actors rebuild the estimator from this):")
         print(json.dumps(spec, indent=2, sort_keys=True))
         print(f"# Command (writes {output / REWARD_FILE} and {output / 'ttrl_estimation_spec.json'} first):")
@@ -93,4 +98,4 @@ def launch(config: RunConfig, *, config_path: Path, dry_run: bool) -> int:
     output.mkdir(parents=True, exist_ok=True)
     write_reward_file(output / REWARD_FILE, RunConfig.model_validate(spec["run"]), "grader")
     (output / SPEC_FILE).write_text(dump_spec(spec), encoding="utf-8")
-    return subprocess.run(command, check=False).returncode
+    return subprocess.run(command, check=False, env=env).returncode

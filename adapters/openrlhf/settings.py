@@ -27,6 +27,8 @@ SUPPORTED_SERIES = "0.11"
 ENTRY_MODULE = "openrlhf.cli.train_ppo_ray"
 LAUNCH_MODULE = "ttrl.adapters.openrlhf.launch"
 SPEC_ENV = "TTRL_OPENRLHF_SPEC"
+DEFAULT_ROLLOUT_BATCH = 8  # prompts per rollout batch
+DEFAULT_ROLLOUT_MICRO_BATCH = 4
 
 
 class OpenRLHFSettings(BaseModel):
@@ -156,6 +158,16 @@ def load_settings(config: RunConfig) -> OpenRLHFSettings:
             + (f" ({where})" if where else "")
             + ": the trained responses are a subset of the voting ones (TTRL: n_votes 64, n_train 32)."
         )
+    prompts = int(settings.flags.get("rollout.batch_size", DEFAULT_ROLLOUT_BATCH))
+    micro = int(settings.flags.get("rollout.micro_batch_size", DEFAULT_ROLLOUT_MICRO_BATCH))
+    actors = settings.num_nodes * settings.gpus_per_node
+    if prompts * settings.n_train // micro < actors:
+        raise OptionError(
+            f"openrlhf: {prompts} prompts x n_train {settings.n_train} responses make "
+            f"{prompts * settings.n_train // micro} micro-batches of {micro}, fewer than the {actors} actor GPUs; "
+            "OpenRLHF needs one per GPU after ttrl keeps n_train of n_votes. Raise flags.rollout.batch_size "
+            "or lower flags.rollout.micro_batch_size."
+        )
     known = known_flags()
     for flag in settings.flags:
         where = config.locate(("openrlhf", "flags", flag)) or config.locate(("openrlhf", "flags"))
@@ -268,9 +280,9 @@ def openrlhf_flags(settings: OpenRLHFSettings, reward_file: Path) -> list[str]:
         "ds.enable_sleep": True,
         "vllm.gpu_memory_utilization": 0.6,
         "algo.kl.init_coef": 0.0,
-        "rollout.batch_size": 8,
-        "rollout.micro_batch_size": 4,
-        "train.batch_size": 8 * settings.n_train,
+        "rollout.batch_size": DEFAULT_ROLLOUT_BATCH,
+        "rollout.micro_batch_size": DEFAULT_ROLLOUT_MICRO_BATCH,
+        "train.batch_size": DEFAULT_ROLLOUT_BATCH * settings.n_train,
         "train.micro_batch_size": 2,
         "train.max_epochs": 1,
         "ds.zero_stage": 2,
