@@ -136,7 +136,7 @@ def plot_label_accuracy_vs_majority(details: dict[str, dict], path: Path, bins: 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     edges = np.linspace(0.0, 1.0, bins + 1)
     drawn = False
-    for label, detail in details.items():
+    for i, (label, detail) in enumerate(details.items()):
         scores = detail["scores"]
         pairs = [(m, a) for m, a in zip(scores["majority_ratio"], scores["label_accuracy"]) if m is not None and a is not None]
         if not pairs:
@@ -150,7 +150,7 @@ def plot_label_accuracy_vs_majority(details: dict[str, dict], path: Path, bins: 
                 xs.append((edges[b] + edges[b + 1]) / 2)
                 ys.append(float(acc[mask].mean()))
                 ns.append(int(mask.sum()))
-        ax.plot(xs, ys, marker="o", label=label)
+        ax.plot(xs, ys, marker="o", label=label, color=f"C{i}")  # one colour per estimator in every plot
         for x, y, n in zip(xs, ys, ns):
             ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(0, 5), fontsize=7, ha="center")
         drawn = True
@@ -196,7 +196,7 @@ def plot_pairwise_by_difficulty(details: dict[str, dict], path: Path) -> Path | 
         buckets = pairwise_by_bucket(details[label]["scores"])
         groups_per_bucket = [g for _, g in buckets]
         heights = [v if v is not None else 0.0 for v, _ in buckets]
-        ax.bar(x + (i - (len(labels) - 1) / 2) * width, heights, width, label=label)
+        ax.bar(x + (i - (len(labels) - 1) / 2) * width, heights, width, label=label, color=f"C{i}")
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance (0.5)")
     ax.set_xticks(x, [f"({lo:.2f}, {hi:.2f}]\n{n} groups" for (lo, hi), n in zip(DIFFICULTY_BUCKETS, groups_per_bucket)])
     ax.set_xlabel("ground-truth ratio of the group (fraction of correct rollouts; low = hard)")
@@ -221,7 +221,7 @@ def plot_sweep(sweep: dict[str, Any], path: Path) -> Path:
             ys = [run["results"]["estimators"][i]["metrics"][metric] for run in sweep["runs"]]
             if all(y is None for y in ys):
                 continue
-            ax.plot(values, [np.nan if y is None else y for y in ys], marker="o", label=label)
+            ax.plot(values, [np.nan if y is None else y for y in ys], marker="o", label=label, color=f"C{i}")
         ax.set_xlabel(knob)
         ax.set_ylabel(metric.replace("_", " "))
         ax.set_ylim(-0.02, 1.02)

@@ -450,9 +450,8 @@ def _run(plan, data, executor, shard_size, output, resume, on_progress, registry
     elapsed = assembled - wall
     outcome.results["harness"].update(
         {"metrics_seconds": scoring,
-         # dispatch, validation and I/O of this run; with worker processes it also holds the time spent
-         # waiting for them, so it is the harness's own cost only in single-process runs
-         "overhead_seconds": elapsed - computed - (assembled - assembling),
+         # dispatch, validation and I/O of this run; only defined in-process, where nothing runs in parallel
+         "overhead_seconds": elapsed - computed - (assembled - assembling) if isinstance(executor, LocalExecutor) else None,
          "validation_seconds": validation,
          "journal_seconds": io,
          "shard_size": shard_size, "shards": len(shards), "shards_reused": reused,

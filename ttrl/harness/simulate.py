@@ -14,8 +14,8 @@ the problem's *shared wrong mode*). Each rollout then
 Token statistics come from a latent confidence ``z``: ``N(+signal/2, 1)`` for correct rollouts and
 ``N(-signal/2, 1)`` for incorrect ones, plus a per-problem offset. With probability
 ``confident_wrong`` an incorrect rollout draws ``z`` like a correct one ("confidently wrong").
-From ``z``: ``mean_entropy = 0.6·exp(-0.4 z)`` (nats, positive), ``mean_self_certainty =
-max(0.05, 3 + 1.2 z)``, ``mean_logprob = -0.9·mean_entropy`` (with noise) and ``num_tokens ~
+From ``z`` (plus independent N(0, 0.3) noise per statistic): ``mean_entropy = 0.6·exp(-0.4 z)``
+(nats, positive), ``mean_self_certainty = max(0.05, 3 + 1.2 z)``, ``mean_logprob = -0.9·mean_entropy`` (with noise) and ``num_tokens ~
 Poisson(200·exp(-0.15 z)) + 1``: confident rollouts have lower entropy, higher self-certainty,
 higher log-probability and are shorter, as observed for reasoning models.
 """
@@ -111,11 +111,13 @@ def simulate(settings: SimulationSettings) -> list[GroupRecord]:
             is_correct = answer == correct
             looks_correct = is_correct or rng.random() < s.confident_wrong
             z = rng.normal(s.signal / 2 if looks_correct else -s.signal / 2, 1.0) + offset
-            entropy = 0.6 * float(np.exp(-0.4 * z))
+            # each statistic reads z through its own noise, so entropy and self-certainty rank differently
+            z_entropy, z_certainty = z + rng.normal(0.0, 0.3, size=2)
+            entropy = 0.6 * float(np.exp(-0.4 * z_entropy))
             stats = {
                 "num_tokens": float(rng.poisson(200.0 * np.exp(-0.15 * z)) + 1),
                 "mean_entropy": entropy,
-                "mean_self_certainty": max(0.05, 3.0 + 1.2 * float(z)),
+                "mean_self_certainty": max(0.05, 3.0 + 1.2 * float(z_certainty)),
                 "mean_logprob": -0.9 * entropy + float(rng.normal(0.0, 0.02)),
             }
             rollouts.append(Rollout(text=_answer_text(answer, rng), answer=answer, stats=stats))
