@@ -205,7 +205,7 @@ def test_a_stuck_worker_is_killed_and_replaced(registry):
         os.kill(stuck, signal.SIGSTOP)
         started = time.monotonic()
         assert engine.equivalent("y^2", "y*y", "math") is False  # timed out
-        assert time.monotonic() - started < 1.0 + 1.0
+        assert time.monotonic() - started < 1.0 + 2.0  # the limit, plus killing and reaping
         assert pool.killed == 1
         assert engine.equivalent("y^2", "y*y", "math") is True  # a new worker answers
         assert pool.pids() and pool.pids()[0] != stuck

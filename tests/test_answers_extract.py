@@ -29,6 +29,8 @@ MATH = [
     # "the answer is"
     ("Adding them up, the answer is $2220$.", "2220"),
     ("So the answer is 6 - 5i.", "6 - 5i"),
+    ("So the answer is 12 apples.", "12"),  # a unit after a number is not part of the answer
+    ("So the answer is 5 x.", "5 x"),  # ... but one letter may be a variable
     # the last number, as the final fallback
     ("There are 3 apples and 4 pears, 7 fruits", "7"),
     ("The total is -12.5", "-12.5"),

@@ -16,8 +16,8 @@ from ttrl.core.answers.sandbox import CheckerPool
 from ttrl.core.plugins import load_plugins
 
 LIMIT = 1.0
-#: Extraction in the caller plus one timed-out request, plus the restart of a killed worker.
-BOUND = LIMIT + 3.0
+#: Extraction in the caller plus one timed-out request (a killed worker is restarted before timing).
+BOUND = LIMIT + 2.0
 
 HOSTILE = {
     "os.system": r"The answer is \boxed{__import__('os').system('touch PWNED')}",
@@ -62,6 +62,7 @@ def sandboxed(tmp_path_factory):
 def test_hostile_answer_is_contained(sandboxed, name, repo_root):
     engine, pool, workdir = sandboxed
     text = HOSTILE[name]
+    pool.start()  # replaces a worker an earlier case got killed; its start-up is not this case's time
     started = time.monotonic()
     answer = engine.extract(text, "math")
     answers = [answer, "2", r"\frac{4}{2}", answer, r"\sqrt{4}"]

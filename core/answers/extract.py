@@ -83,6 +83,8 @@ def last_boxed(text: str) -> str | None:
 
 _MINERVA = re.compile(r"final answer is\s*\$([^$]{1,2000})\$", re.IGNORECASE)
 _ANSWER_IS = re.compile(r"\banswer is[:\s]*(\$[^$]{1,2000}\$|[^\n]{1,300}?)(?=\.\s|\.$|\n|$)", re.IGNORECASE)
+# "the answer is 12 apples": the number is the answer; one letter could be a variable (`5 x`).
+_NUMBER_THEN_WORDS = re.compile(r"^(-?[\d.,/]*\d)\s+[A-Za-z]{2,}(?:\s+[A-Za-z]+)*$")
 _NUMBER = re.compile(r"(?:(?<![\w)])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?")
 
 
@@ -104,7 +106,11 @@ def answer_is(text: str) -> str | None:
     """The last "the answer is X" (X up to the end of the sentence, or one ``$...$``)."""
     text = text[-SCAN_CHARS:]
     match = _last_match(_ANSWER_IS, text)
-    return _clean(match.group(1)) if match else None
+    if not match:
+        return None
+    answer = _clean(match.group(1))
+    unit = _NUMBER_THEN_WORDS.match(answer or "")
+    return unit.group(1) if unit else answer
 
 
 def last_number(text: str) -> str | None:

@@ -140,7 +140,7 @@ def plain_number(text: str) -> Fraction | None:
 # -- fast-path keys -----------------------------------------------------------------------------
 
 _OPENERS = {"(": ")", "[": "]", "\\{": "\\}"}
-_WORD = re.compile(r"^[A-Za-z][A-Za-z' \-]*$")
+_WORD = re.compile(r"^[A-Za-z][A-Za-z']*$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,22 @@ class _Worker:
     def __init__(self) -> None:
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
-        self.process = subprocess.Popen(
+        try:
+            self.process = self._spawn(env)
+        except OSError as exc:  # no fork, no executable: every comparison degrades, the caller lives
+            raise WorkerFailed(f"cannot start an answer checker worker: {exc}") from exc
+        self._buffer = b""
+        try:
+            ready = self.read(time.monotonic() + STARTUP_SECONDS)
+        except WorkerFailed:
+            ready = None
+        if ready is None or "ready" not in ready:
+            self.kill()
+            raise WorkerFailed("answer checker worker did not start")
+
+    @staticmethod
+    def _spawn(env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen(
             [sys.executable, "-m", "ttrl.core.answers.checker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -63,11 +78,6 @@ class _Worker:
             close_fds=True,
             start_new_session=True,  # a Ctrl-C meant for the caller does not kill its workers
         )
-        self._buffer = b""
-        ready = self.read(time.monotonic() + STARTUP_SECONDS)
-        if ready is None or "ready" not in ready:
-            self.kill()
-            raise WorkerFailed("answer checker worker did not start")
 
     @property
     def pid(self) -> int:
