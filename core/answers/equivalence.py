@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,15 +182,21 @@ def atoms_equivalent(a: Atom, b: Atom, compare: str, checker: SemanticChecker, s
 
 
 def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecker) -> AnswerClasses:
-    """Group answers into equivalence classes (ids in order of first appearance, ``-1`` = no answer)."""
+    """Group answers into equivalence classes (ids in order of first appearance, ``-1`` = no answer).
+
+    Each class's diagnostics count how its members joined: ``first``, ``exact_string`` (a string
+    already seen), ``normalised`` (same normalised string), ``same_<kind>`` (same exact rational,
+    set, sequence or word under another spelling), ``verify`` (the semantic checker); and the
+    ``checks`` and ``timeouts`` of semantic checks made against its representative.
+    """
     stats = CheckStats()
     by_string: dict[str, int] = {}  # exact string -> class
+    by_normalized: set[str] = set()
     by_key: dict[Key, int] = {}  # fast-path key -> class
     representatives: list[str] = []
     class_atoms: list[Atom] = []
-    formed: list[dict[str, int]] = []
+    formed: list[Counter[str]] = []
     class_ids: list[int] = []
-    distinct_keys = 0
     for answer in answers:
         if answer is None:
             class_ids.append(-1)
@@ -206,21 +212,14 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
             continue
         k = by_key.get(atom.key)
         if k is not None:
-            formed[k]["same_key"] += 1
+            formed[k]["normalised" if atom.normalized in by_normalized else f"same_{atom.key.kind}"] += 1
         else:
-            distinct_keys += 1
-            for candidate, rep_atom in enumerate(class_atoms):
-                same, how = atoms_equivalent(atom, rep_atom, compare, checker, stats)
-                if same:
-                    k = candidate
-                    formed[k][how] += 1
-                    break
-            if k is None:
-                k = len(representatives)
+            k = _place(atom, class_atoms, formed, compare, checker, stats)
+            if k == len(representatives):
                 representatives.append(answer)
                 class_atoms.append(atom)
-                formed.append({"first": 1, "exact_string": 0, "same_key": 0, "verify": 0})
             by_key[atom.key] = k
+        by_normalized.add(atom.normalized)
         by_string[answer] = k
         class_ids.append(k)
     diagnostics: dict[str, Any] = {
@@ -230,14 +229,31 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
         "answers": len(answers),
         "no_answer": class_ids.count(-1),
         "distinct_strings": len(by_string),
-        "distinct_keys": distinct_keys,
+        "distinct_keys": len(by_key),
         "classes": [
-            {"size": size, "key": class_atoms[k].key.kind, **{m: n for m, n in formed[k].items() if n}}
+            {"size": size, "key": class_atoms[k].key.kind, **formed[k]}
             for k, size in enumerate(_sizes(class_ids, len(representatives)))
         ],
         **stats.to_dict(),
     }
     return AnswerClasses(list(answers), class_ids, representatives, diagnostics)
+
+
+def _place(atom: Atom, class_atoms: list[Atom], formed: list[Counter[str]], compare: str,
+           checker: SemanticChecker, stats: CheckStats) -> int:
+    """The class ``atom`` joins: the first whose representative it is equivalent to, else a new one."""
+    for k, representative in enumerate(class_atoms):
+        checks, timeouts = stats.semantic_checks, stats.timeouts
+        same, how = atoms_equivalent(atom, representative, compare, checker, stats)
+        if stats.semantic_checks > checks:
+            formed[k]["checks"] += stats.semantic_checks - checks
+        if stats.timeouts > timeouts:
+            formed[k]["timeouts"] += stats.timeouts - timeouts
+        if same:
+            formed[k][how] += 1
+            return k
+    formed.append(Counter(first=1))
+    return len(class_atoms)
 
 
 def _sizes(class_ids: list[int], n: int) -> list[int]:
