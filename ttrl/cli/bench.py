@@ -134,7 +134,10 @@ def register(cli: click.Group) -> None:
         """Run several estimators on the same groups and compare label and reward quality."""
         config = load_run_config(config_path) if config_path else RunConfig()
         recipe = PluginRecipe(modules=tuple(plugin_modules))
-        registry = recipe.load().registry
+        plugins = recipe.load()
+        for problem in plugins.problems():
+            click.echo(f"Warning: {problem}", err=True)
+        registry = plugins.registry
         specs = select_specs(config, estimators, registry)
         plan = BenchPlan(
             specs=tuple(specs), config=config.model_dump(mode="json"), recipe=recipe,

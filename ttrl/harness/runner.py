@@ -232,8 +232,8 @@ class LocalExecutor:
         self.context = context
 
     def run(self, plan: BenchPlan, jobs):
+        context = self.context or _context_for(plan)
         for index, records, labels in jobs:
-            context = self.context or _context_for(plan)
             yield context.run_shard(index, records, labels)
 
     def close(self) -> None:
@@ -410,7 +410,7 @@ def _run(plan, data, executor, shard_size, output, resume, on_progress, registry
             raise UserError("--resume needs --output: the unfinished run's results are kept next to its output file.")
         journal = MemoryJournal()
     io = time.perf_counter() - io_start
-    executor = executor or LocalExecutor(context if registry is not None else None)
+    executor = executor or LocalExecutor(context)
     jobs = []
     for index, shard in enumerate(shards):
         pending = [label for label in active if (label, index) not in journal.done]
