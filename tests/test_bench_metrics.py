@@ -127,8 +127,14 @@ def test_one_estimator_under_two_option_sets_with_labels(small_file, tmp_path, r
     assert confident["metrics"]["reward_accuracy"] == pytest.approx(5 / 6)
     assert vote["metrics"]["reward_accuracy"] == pytest.approx(7 / 12)
 
-    bad = run_ttrl("bench", "--data", str(small_file), "--config", str(config), "--estimators", "vote,vote")
-    assert bad.returncode == 0  # the same spec named twice runs once
+    twice = tmp_path / "twice.json"
+    result = run_ttrl("bench", "--data", str(small_file), "--config", str(config), "--estimators", "vote,vote,rent,entropy",
+                      "--output", str(twice))
+    assert result.returncode == 0, result.stderr  # a spec named twice (by label or name) runs once
+    assert [e["label"] for e in json.loads(twice.read_text())["estimators"]] == ["vote", "rent"]
+    result = run_ttrl("bench", "--data", str(small_file), "--estimators", "majority_vote,majority,self-certainty",
+                      "--output", str(twice))
+    assert [e["label"] for e in json.loads(twice.read_text())["estimators"]] == ["majority_vote", "self_certainty"]
     config.write_text("estimators:\n  - {name: majority_vote}\n  - {name: majority_vote, options: {n_train: 2}}\n")
     clash = run_ttrl("bench", "--data", str(small_file), "--config", str(config))
     assert clash.returncode == 2

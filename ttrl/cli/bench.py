@@ -50,9 +50,9 @@ def select_specs(config: RunConfig, estimators: str | None, registry: Registry) 
                 s for s in from_config if canonical(item) is not None and canonical(s.name) == canonical(item)
             ]
             if not matches:
-                registry.estimators.get(item)  # unknown names fail here, with "did you mean"
-                matches = [ComponentSpec(name=item)]
-            chosen.extend(m for m in matches if all(m is not c for c in chosen))
+                # unknown names fail here, with "did you mean"; aliases become the canonical name
+                matches = [ComponentSpec(name=registry.estimators.get(item).name)]
+            chosen.extend(m for m in matches if all(m != c for c in chosen))
     specs, seen = [], {}
     for spec in chosen:
         # options are checked here, where the config's file:line is still known
