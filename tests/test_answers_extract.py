@@ -85,6 +85,7 @@ MULTIPLE_CHOICE = [
 MULTIPLE_CHOICE_NOT = [
     "A rectangle has four sides, so the area is 12.",  # an article is not a choice
     "the answer is a bit tricky to find",  # a lowercase word is not a choice
+    "My answer: e.g. think about it",
     "The answer is A good deal of energy.",
     "Answer: F",  # only A-E
     "I am not sure.",

@@ -66,8 +66,6 @@ def last_boxed(text: str) -> str | None:
             return None
         position = start
         after = start + len(command)
-        if text.startswith("ed", after) and command == "\\fbox":
-            continue
         rest = text[after : after + 1]
         if rest == "{":
             close = _matching_brace(text, after)
@@ -179,8 +177,9 @@ def _statement_choice(text: str) -> str | None:
         after = text[match.end() : match.end() + 2]
         # A lowercase letter counts only when it stands alone ("Answer: b"), not as a word
         # ("the answer is a bit tricky").
-        if letter.islower() and "(" not in written and "*" not in written and after[:1] == " " and after[1:2].isalpha():
-            continue
+        bare = letter.islower() and "(" not in written and "*" not in written
+        if bare and after[:1] in (" ", ".") and after[1:2].isalpha():
+            continue  # ... nor an abbreviation ("answer: e.g. ...")
         if letter == "A" and written.strip() == "A" and after[:1] == " " and after[1:2].islower():
             continue  # "the answer is A good ..." reads as an article
         found = letter.upper()
