@@ -237,3 +237,18 @@ def test_resume_refuses_a_journal_of_another_run(plugin_dir, tmp_path, run_ttrl)
     result = run_ttrl("bench", "--simulate", "--sim", "groups=10", "--estimators", "majority_vote",
                       "--output", str(out), "--resume")
     assert result.returncode == 2 and "belongs to a different run" in result.stderr
+
+
+def test_resume_drops_a_line_cut_short(tmp_path):
+    data = simulated_dataset(SimulationSettings(groups=30, rollouts=4))
+    plan = plan_of("majority_vote")
+    out = tmp_path / "results.json"
+    full = run_bench(plan, data, shard_size=10, output=out).results
+    journal = tmp_path / "results.json.partial.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    assert len(lines) == 4  # header + 3 shards
+    journal.write_text("".join(lines[:2]) + lines[2][:50])  # killed while writing shard 1's line
+    resumed = run_bench(plan, data, shard_size=10, output=out, resume=True).results
+    assert resumed["harness"]["shards_reused"] == 1
+    assert without_run_facts(resumed) == without_run_facts(full)
+    assert all(json.loads(line) for line in journal.read_text().splitlines())  # no merged lines

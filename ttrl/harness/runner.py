@@ -262,7 +262,12 @@ class Journal:
 
     def _load(self, fingerprint: str) -> None:
         with self.path.open(encoding="utf-8") as handle:
-            lines = handle.read().split("\n")
+            text = handle.read()
+        complete = text[: text.rfind("\n") + 1]
+        if complete != text:
+            # drop the line the interruption cut short, so the lines appended next start on their own
+            self.path.write_text(complete, encoding="utf-8")
+        lines = complete.split("\n")
         try:
             header = json.loads(lines[0])
         except (json.JSONDecodeError, IndexError):
@@ -273,11 +278,8 @@ class Journal:
                 "shard size). Repeat the original command with --resume, or drop --resume to start over."
             )
         for line in lines[1:]:
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by the interruption: that pair is recomputed
-            self._remember(item)
+            if line.strip():
+                self._remember(json.loads(line))
 
     def _remember(self, item: dict[str, Any]) -> None:
         self.done[(item["label"], item["shard"])] = item["result"]
@@ -301,7 +303,7 @@ class Journal:
 class MemoryJournal(Journal):
     """The journal of a run without ``--output``: nothing to resume from, nothing written."""
 
-    def __init__(self):  # noqa: D107 - no file
+    def __init__(self):
         self.path = None
         self.done, self.shard_info = {}, {}
 
