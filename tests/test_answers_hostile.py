@@ -104,6 +104,16 @@ def test_extraction_of_10_mb_adversarial_text_is_quick(sandboxed, name):
         assert answer is None or 0 < len(answer) <= 100_000
 
 
+def test_a_10_mb_pre_extracted_answer_is_compared_as_a_string(sandboxed):
+    engine, _, _ = sandboxed
+    huge = r"\frac12" * 1_500_000
+    started = time.monotonic()
+    classes = engine.cluster([huge, "0.5", huge], "math")
+    assert time.monotonic() - started < 1.0
+    assert classes.class_ids == [0, 1, 0]
+    assert classes.diagnostics["round_trips"] == 0
+
+
 def test_answers_that_normalise_to_the_same_hostile_text_vote_together(sandboxed):
     engine, _, _ = sandboxed
     classes = engine.cluster(["9^{9^{9^{9}}}", "9^{9^{9^{9}}} ", "2"], "math")

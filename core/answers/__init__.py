@@ -24,7 +24,7 @@ from ..data import AnswerClasses, RolloutGroup
 from ..errors import UserError
 from ..registry import ExtractorInfo, Registry
 from .equivalence import COMPARE_MODES, CheckStats, SemanticChecker, atoms_equivalent, cluster, make_atom
-from .normalize import normalize_answer
+from .normalize import MAX_NORMALIZE_CHARS, normalize_answer
 from .sandbox import CheckerPool
 
 __all__ = ["AnswerEngine", "normalize_answer"]
@@ -70,6 +70,8 @@ class AnswerEngine:
         if answer is None:
             return None
         answer = str(answer)
+        if len(answer) > MAX_NORMALIZE_CHARS:
+            return answer  # compared as an exact string; not worth normalising
         return answer if normalize_answer(answer) else None
 
     def equivalent(self, a: str | None, b: str | None, task: str) -> bool:

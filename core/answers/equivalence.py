@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data import AnswerClasses
-from .normalize import MAX_PARSE_CHARS, Key, answer_key, keys_decide, normalize_with_flag
+from .normalize import MAX_NORMALIZE_CHARS, MAX_PARSE_CHARS, Key, answer_key, keys_decide, normalize_with_flag
 from .sandbox import CheckerPool, WorkerFailed, get_pool
 
 COMPARE_MODES = ("math", "number", "exact")
@@ -45,6 +45,8 @@ class Atom:
 
 
 def make_atom(answer: str, compare: str) -> Atom:
+    if len(answer) > MAX_NORMALIZE_CHARS:
+        return Atom(answer, answer, Key("text", answer))
     normalized, wrapped = normalize_with_flag(answer)
     if compare == "exact":
         letter = _CHOICE_LETTER.match(normalized)

@@ -15,6 +15,9 @@ from fractions import Fraction
 
 #: Answers longer than this (after normalisation) are compared as strings only, never parsed.
 MAX_PARSE_CHARS = 1000
+#: Answers longer than this are not even normalised: they are compared as exact strings (the
+#: extractors never return one; a rollout file's pre-extracted answer might).
+MAX_NORMALIZE_CHARS = 100_000
 #: Digits a plain number may have to get an exact rational key (Python refuses > 4300 anyway).
 MAX_DIGITS = 200
 
