@@ -237,3 +237,18 @@ def test_sweep_plots_accuracy_against_correlation(tmp_path, run_ttrl):
     assert label_acc[0] > label_acc[1] > label_acc[2]  # collapse onto a wrong mode defeats the vote
     _png_size(tmp_path / "sweep" / "sweep_correlation.png")
     assert "label_accuracy" in result.stdout
+
+
+def test_label_scoring_shortcut_agrees_with_evaluate_group():
+    from ttrl.core.answers import AnswerEngine
+    from ttrl.core.metrics import evaluate_group, grade_group
+    from ttrl.harness.runner import _label_facts
+
+    engine = AnswerEngine(load_plugins(entry_points=False, warn=False).registry)
+    classes = engine.cluster(["1/2", "\\frac{1}{2}", "2", None], "math")
+    truth = grade_group(engine, classes, "0.5", "math")
+    for label in ("1/2", "2", "\\dfrac{1}{2}", "7", None):
+        expected = evaluate_group(engine, classes, truth, [1.0, 0.0, 0.0, 0.0], label)
+        correct, size = _label_facts(engine, classes, truth, label)
+        assert (None if correct is None else float(correct), None if size is None else size / 4) == (
+            expected.label_accuracy, expected.majority_ratio), label

@@ -31,7 +31,7 @@ from ttrl.core.answers import AnswerEngine
 from ttrl.core.config import ComponentSpec, RunConfig
 from ttrl.core.errors import EstimatorFailure, EstimatorInputError, OptionError, UserError
 from ttrl.core.estimation import EstimationPipeline, resolve
-from ttrl.core.metrics import GroupScore, MetricsAccumulator, evaluate_group, grade_group
+from ttrl.core.metrics import GroupScore, MetricsAccumulator, grade_group, label_support, score_group
 from ttrl.core.plugins import PluginSet, load_plugins
 from ttrl.core.data import GroupRecord
 from ttrl.core.registry import ANSWERS, Registry
@@ -168,7 +168,8 @@ class ShardContext:
                 rewards, label = est.rewards, est.label
             if truth is None:
                 continue
-            score = evaluate_group(engine, c, truth, rewards, label)
+            label_correct, label_size = _label_facts(engine, c, truth, label)
+            score = score_group(rewards, truth.correct, label=label, label_correct=label_correct, label_size=label_size)
             for name in _SCORE_FIELDS:
                 columns[name].append(getattr(score, name))
             if self.keep_details:
@@ -180,6 +181,19 @@ class ShardContext:
             out["rewards"] = {"correct": pack(rewards_correct), "incorrect": pack(rewards_incorrect)}
         out["scoring_seconds"] = time.perf_counter() - scoring_start
         return out
+
+
+def _label_facts(engine: AnswerEngine, classes, truth, label: str | None) -> tuple[bool | None, int | None]:
+    """Whether ``label`` is right and its class size; what ``evaluate_group`` computes, without
+    equivalence checks when the label is one of the classes' representatives (as voting labels are):
+    grading already decided each class's correctness."""
+    if label is None:
+        return None, None
+    for k, rep in enumerate(classes.representatives):
+        if rep == label:
+            first = classes.class_ids.index(k)
+            return truth.correct[first], classes.sizes()[k]
+    return engine.equivalent(label, truth.reference, truth.task), label_support(engine, classes, label, truth.task)
 
 
 def pack(values: Sequence[float | None]) -> str:
