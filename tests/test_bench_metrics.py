@@ -182,6 +182,8 @@ def test_simulation_is_seeded_and_its_knobs_do_what_they_say():
     a = simulate(SimulationSettings(groups=5, rollouts=4, seed=3))
     b = simulate(SimulationSettings(groups=5, rollouts=4, seed=3))
     assert [[(r.answer, r.stats) for r in x.group.rollouts] for x in a] == [[(r.answer, r.stats) for r in x.group.rollouts] for x in b]
+    longer = simulate(SimulationSettings(groups=8, rollouts=4, seed=3))
+    assert [x.group.rollouts[0].stats for x in longer[:5]] == [x.group.rollouts[0].stats for x in a]
     rollout = a[0].group.rollouts[0]
     assert set(rollout.stats) == {"num_tokens", "mean_entropy", "mean_self_certainty", "mean_logprob"}
     assert rollout.stats["mean_entropy"] > 0 and rollout.stats["mean_logprob"] < 0

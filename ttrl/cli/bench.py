@@ -131,7 +131,11 @@ def register(cli: click.Group) -> None:
     @click.option("--strict", is_flag=True, help="Stop at the first malformed data line instead of skipping it.")
     def bench(data_path, estimators, config_path, output_path, report_dir, simulate, sim_pairs, sweep_spec,
               workers, ray_address, resume, shard_size, plugin_modules, strict) -> None:
-        """Run several estimators on the same groups and compare label and reward quality."""
+        """Run several estimators on the same groups and compare label and reward quality.
+
+        Metrics and the results JSON are those of CONTRACT.md; selection rules, simulation knobs,
+        scale-out and --resume are described in docs/bench.md.
+        """
         config = load_run_config(config_path) if config_path else RunConfig()
         recipe = PluginRecipe(modules=tuple(plugin_modules))
         plugins = recipe.load()

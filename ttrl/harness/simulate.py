@@ -87,11 +87,13 @@ def _answer_text(answer: str | None, rng: np.random.Generator) -> str:
 def simulate(settings: SimulationSettings) -> list[GroupRecord]:
     """Generate ``settings.groups`` groups of ``settings.rollouts`` rollouts (see the module docstring)."""
     s = settings
-    rng = np.random.default_rng(s.seed)
     a = s.accuracy * s.accuracy_concentration
     b = (1.0 - s.accuracy) * s.accuracy_concentration
     records = []
     for gi in range(s.groups):
+        # one stream per group: the first k groups do not depend on `groups`, and a sweep changes
+        # one knob while every group keeps its own random numbers
+        rng = np.random.default_rng((s.seed, gi))
         p = float(rng.beta(a, b))
         values = rng.choice(np.arange(10, 10_000), size=s.wrong_answers + 1, replace=False)
         correct, wrong = str(values[0]), [str(v) for v in values[1:]]
