@@ -49,6 +49,9 @@ EQUIVALENT = [
     ("x^2-1", "(x-1)(x+1)"),
     ("x+y=2", "2x+2y=4"),
     (r"\sqrt{2}/2", r"\frac{1}{\sqrt{2}}"),
+    (r"\begin{pmatrix} -1/3 \\ 2/3 \end{pmatrix}", r"\begin{pmatrix}-\frac13\\ \frac{4}{6}\end{pmatrix}"),
+    (r"\{\sqrt{2}, \pi\}", r"\{\pi, \frac{2}{\sqrt{2}}\}"),
+    (r"(-\infty, 0]", r"\left(-\infty,0\right]"),
 ]
 
 NOT_EQUIVALENT = [
@@ -57,6 +60,10 @@ NOT_EQUIVALENT = [
     ("1/2004!", "1/2006!"),
     (r"1-\frac{1}{e}", r"1+\frac{1}{e}"),
     ("3x-1y+13=0", "x+y=2"),
+    # ... and the same inside tuples, intervals, sets and matrices
+    ("(1/2^{99}, 1)", "(1/2^{98}, 1)"),
+    (r"\{1/2^{99}, 1\}", r"\{1/2^{98}, 1\}"),
+    (r"\begin{pmatrix} 1/2^{99} \\ 1 \end{pmatrix}", r"\begin{pmatrix} 1/2^{98} \\ 1 \end{pmatrix}"),
     # order matters in tuples; sets are not tuples
     ("(1,2)", "(2,1)"),
     ("(1,2)", r"\{1,2\}"),

@@ -61,10 +61,10 @@ class Checker:
         text = f"${answer}$" if "$" not in answer else f"\\boxed{{{answer}}}"
         parsed = self._parse(text, parsing_timeout=None)
         if parsed:
-            numeric_value(parsed[0])
+            _evaluate_constants(parsed[0])
         if len(self._cache) >= _PARSE_CACHE_SIZE:
             self._cache.clear()
-            numeric_value.cache_clear()
+            _cached_numeric_value.cache_clear()
         self._cache[answer] = parsed
         return parsed
 
@@ -85,15 +85,39 @@ class Checker:
         return {"equivalent": bool(same), "verify_calls": calls}
 
 
-@functools.lru_cache(maxsize=_PARSE_CACHE_SIZE)
 def numeric_value(expr: Any) -> Any:
-    """40-digit value of a constant expression (sympy objects are hashable), else ``None``."""
+    """40-digit value of a constant expression, else ``None``."""
     import sympy
 
     if not isinstance(expr, sympy.Expr) or expr.free_symbols:
         return None
+    return _cached_numeric_value(expr)
+
+
+@functools.lru_cache(maxsize=_PARSE_CACHE_SIZE)
+def _cached_numeric_value(expr: Any) -> Any:
+    import sympy
+
     value = sympy.N(expr, 40)
     return value if value.is_number else None
+
+
+def _evaluate_constants(parsed: Any) -> None:
+    """Evaluate every constant in ``parsed`` (inside tuples, sets, intervals and matrices too)."""
+    import sympy
+    from sympy.matrices import MatrixBase
+
+    if isinstance(parsed, MatrixBase):
+        items = list(parsed)
+    elif isinstance(parsed, sympy.Interval):
+        items = [parsed.start, parsed.end]
+    elif isinstance(parsed, (sympy.Tuple, sympy.FiniteSet)):
+        items = list(parsed.args)
+    else:
+        numeric_value(parsed)
+        return
+    for item in items[:100]:
+        _evaluate_constants(item)
 
 
 def _relative_difference(x: Any, y: Any) -> float:
@@ -108,13 +132,17 @@ def _relative_difference(x: Any, y: Any) -> float:
 
 
 def false_equivalence(a: Any, b: Any) -> str | None:
-    """Why math-verify's "equal" for ``a`` and ``b`` is wrong, or ``None`` when it stands.
+    """Why ``a`` and ``b`` differ although math-verify might call them equal, or ``None``.
 
-    Only plain expressions and equations are checked; sets, tuples and matrices are left to
-    math-verify.
+    Constants are compared at 40 digits, expressions with variables at random points, equations by
+    proportionality; tuples, intervals and matrices element by element, finite sets as sets of
+    constants. Anything else is left to math-verify.
     """
     import sympy
 
+    container = _container_difference(a, b)
+    if container is not _NOT_CONTAINERS:
+        return container
     if isinstance(a, sympy.Equality) and isinstance(b, sympy.Equality):
         return _equations_differ(a, b)
     if not (isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr)):
@@ -136,6 +164,41 @@ def false_equivalence(a: Any, b: Any) -> str | None:
             continue
         if difference > 1e-9:
             return "differs at a random point"
+    return None
+
+
+_NOT_CONTAINERS = object()
+
+
+def _container_difference(a: Any, b: Any) -> Any:
+    """:func:`false_equivalence` for two containers of one kind, else ``_NOT_CONTAINERS``."""
+    import sympy
+    from sympy.matrices import MatrixBase
+
+    if isinstance(a, sympy.Interval) and isinstance(b, sympy.Interval):
+        if (a.left_open, a.right_open) != (b.left_open, b.right_open):
+            return "interval ends differ"
+        return _first_difference(zip((a.start, a.end), (b.start, b.end)))
+    if isinstance(a, sympy.Tuple) and isinstance(b, sympy.Tuple) and len(a) == len(b):
+        return _first_difference(zip(a.args, b.args))
+    if isinstance(a, MatrixBase) and isinstance(b, MatrixBase) and a.shape == b.shape:
+        return _first_difference(zip(list(a), list(b)))
+    if isinstance(a, sympy.FiniteSet) and isinstance(b, sympy.FiniteSet):
+        values_a = [numeric_value(x) for x in a.args]
+        values_b = [numeric_value(y) for y in b.args]
+        if None in values_a or None in values_b:
+            return None
+        def covered(xs, ys):
+            return all(any(_relative_difference(x, y) <= _RELATIVE_TOLERANCE for y in ys) for x in xs)
+        return None if covered(values_a, values_b) and covered(values_b, values_a) else "set elements differ"
+    return _NOT_CONTAINERS
+
+
+def _first_difference(pairs) -> str | None:
+    for x, y in pairs:
+        reason = false_equivalence(x, y)
+        if reason:
+            return reason
     return None
 
 
