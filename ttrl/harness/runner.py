@@ -420,7 +420,10 @@ def _run(plan, data, executor, shard_size, output, resume, on_progress, registry
 
     io_start = time.perf_counter()
     if output is not None:
-        journal: Journal = Journal(journal_path(output), fingerprint(plan, data, shard_size), resume)
+        try:
+            journal: Journal = Journal(journal_path(output), fingerprint(plan, data, shard_size), resume)
+        except OSError as exc:
+            raise UserError(f"Cannot write next to --output {output}: {exc.strerror}. Check that its folder exists.") from None
     else:
         if resume:
             raise UserError("--resume needs --output: the unfinished run's results are kept next to its output file.")
