@@ -1,0 +1,218 @@
+"""Per-token statistics of a sampling distribution, computed from logits chunk by chunk.
+
+For logits ``z`` of one position and a sampling temperature ``T``, the sampling distribution is
+``p = softmax(z / T)`` over the full vocabulary ``V`` (CONTRACT.md). In nats:
+
+* entropy ``H = -sum_j p_j log p_j = logZ - sum_j p_j x_j`` with ``x = z / T`` and ``logZ = logsumexp(x)``;
+* self-certainty ``KL(U || p) = -log|V| - (1/|V|) sum_j log p_j = logZ - mean_j x_j - log|V|``
+  (Kang et al. 2025, "Scalable Best-of-N Selection via Self-Certainty"; INTUITOR, Zhao et al. 2025);
+* log-prob of the sampled token ``k``: ``log p_k = x_k - logZ``.
+
+Logits may be ``[T, V]`` or ``[B, T, V]`` in any floating dtype (bf16/fp16 included). Rows are
+processed ``chunk_size`` at a time in float32, so the extra memory is O(chunk_size x V) rather than a
+float32 copy of the whole tensor. This module needs the ``torch`` extra and is never imported by the
+core package.
+
+:func:`topk_token_statistics` gives the same statistics when only the top-K log-probs of each step are
+known (vLLM), completing the unseen tail as explained there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_CHUNK_SIZE = 256
+
+
+@dataclass
+class TokenStats:
+    """Per-position statistics, shaped like the logits without the vocabulary axis.
+
+    Positions outside the mask are 0. ``logprob`` is ``None`` when no sampled tokens were given.
+    """
+
+    entropy: Any
+    self_certainty: Any
+    logprob: Any | None
+    mask: Any
+
+    def means(self) -> dict[str, Any]:
+        """Masked means over the last (time) axis: ``num_tokens`` and ``mean_*`` as in CONTRACT.md.
+
+        A sequence with no tokens gets ``nan`` means.
+        """
+        import torch
+
+        weights = self.mask.to(torch.float64)
+        count = weights.sum(-1)
+        out = {"num_tokens": count.to(torch.long)}
+        for name in ("entropy", "self_certainty", "logprob"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            total = (values.to(torch.float64) * weights).sum(-1)
+            out[f"mean_{name}"] = torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, math.nan))
+        return out
+
+
+def _check_temperature(temperature: float) -> float:
+    temperature = float(temperature)
+    if not temperature > 0 or not math.isfinite(temperature):
+        raise ValueError(f"temperature must be a positive finite number, got {temperature}")
+    return temperature
+
+
+def distribution_stats(logits: Any, *, temperature: float = 1.0, tokens: Any | None = None) -> tuple[Any, Any, Any, Any]:
+    """Statistics of ``softmax(logits / temperature)`` for a small ``[N, V]`` block, in float32.
+
+    Returns ``(entropy, self_certainty, logprob_or_None, log_normalizer)``, each ``[N]``. This is the
+    per-chunk kernel of :func:`token_statistics`; callers holding one generation step's ``[B, V]``
+    logits use it directly.
+    """
+    import torch
+
+    temperature = _check_temperature(temperature)
+    x = logits.to(torch.float32)
+    if temperature != 1.0:
+        x = x / temperature
+    log_normalizer = torch.logsumexp(x, dim=-1)
+    # sum_j p_j x_j without materialising log p: exp(x - logZ) is the only other [N, V] buffer.
+    p = torch.exp(x - log_normalizer.unsqueeze(-1))
+    expected_x = (p * x).sum(-1)
+    del p
+    entropy = (log_normalizer - expected_x).clamp(min=0.0)
+    vocab = x.shape[-1]
+    self_certainty = (log_normalizer - x.mean(-1) - math.log(vocab)).clamp(min=0.0)
+    logprob = None
+    if tokens is not None:
+        picked = x.gather(-1, tokens.to(torch.long).unsqueeze(-1)).squeeze(-1)
+        logprob = picked - log_normalizer
+    return entropy, self_certainty, logprob, log_normalizer
+
+
+def token_statistics(
+    logits: Any,
+    *,
+    tokens: Any | None = None,
+    mask: Any | None = None,
+    temperature: float = 1.0,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> TokenStats:
+    """Entropy, self-certainty and sampled-token log-prob for logits ``[T, V]`` or ``[B, T, V]``.
+
+    ``tokens`` (``[T]`` / ``[B, T]``) are the sampled ids at each position; ``mask`` (same shape,
+    bool or 0/1) selects the positions that count (generated tokens, not padding or post-EOS).
+    Chunks whose rows are all masked out are skipped.
+    """
+    import torch
+
+    temperature = _check_temperature(temperature)
+    if logits.dim() not in (2, 3):
+        raise ValueError(f"logits must be [T, V] or [B, T, V], got shape {tuple(logits.shape)}")
+    if not logits.is_floating_point():
+        raise ValueError(f"logits must be floating point, got {logits.dtype}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    lead = tuple(logits.shape[:-1])
+    vocab = logits.shape[-1]
+    flat = logits.reshape(-1, vocab)  # a view for contiguous logits: no copy
+    rows = flat.shape[0]
+    if mask is None:
+        flat_mask = torch.ones(rows, dtype=torch.bool, device=logits.device)
+    else:
+        if tuple(mask.shape) != lead:
+            raise ValueError(f"mask shape {tuple(mask.shape)} does not match logits {lead}")
+        flat_mask = mask.reshape(-1).to(device=logits.device, dtype=torch.bool)
+    flat_tokens = None
+    if tokens is not None:
+        if tuple(tokens.shape) != lead:
+            raise ValueError(f"tokens shape {tuple(tokens.shape)} does not match logits {lead}")
+        flat_tokens = tokens.reshape(-1).to(device=logits.device, dtype=torch.long)
+
+    entropy = torch.zeros(rows, dtype=torch.float32, device=logits.device)
+    self_certainty = torch.zeros_like(entropy)
+    logprob = torch.zeros_like(entropy) if flat_tokens is not None else None
+    for start in range(0, rows, chunk_size):
+        stop = min(start + chunk_size, rows)
+        keep = flat_mask[start:stop]
+        if not bool(keep.any()):
+            continue
+        h, sc, lp, _ = distribution_stats(
+            flat[start:stop],
+            temperature=temperature,
+            tokens=None if flat_tokens is None else flat_tokens[start:stop],
+        )
+        entropy[start:stop] = torch.where(keep, h, 0.0)
+        self_certainty[start:stop] = torch.where(keep, sc, 0.0)
+        if logprob is not None:
+            logprob[start:stop] = torch.where(keep, lp, 0.0)
+    return TokenStats(
+        entropy=entropy.reshape(lead),
+        self_certainty=self_certainty.reshape(lead),
+        logprob=None if logprob is None else logprob.reshape(lead),
+        mask=flat_mask.reshape(lead),
+    )
+
+
+def reference_token_statistics(logits: Any, *, tokens: Any | None = None, temperature: float = 1.0) -> TokenStats:
+    """The naive float64 implementation (full softmax of the whole tensor): tests' and benchmarks' yardstick."""
+    import torch
+
+    x = logits.to(torch.float64) / _check_temperature(temperature)
+    logp = torch.log_softmax(x, dim=-1)
+    p = logp.exp()
+    entropy = -(p * logp).sum(-1)
+    self_certainty = -math.log(x.shape[-1]) - logp.mean(-1)
+    logprob = None if tokens is None else logp.gather(-1, tokens.to(torch.long).unsqueeze(-1)).squeeze(-1)
+    return TokenStats(entropy, self_certainty, logprob, torch.ones(x.shape[:-1], dtype=torch.bool))
+
+
+@dataclass(frozen=True)
+class TopKStats:
+    """Statistics of one position from its top-K log-probs, with bounds from the unseen tail."""
+
+    entropy: float
+    entropy_bounds: tuple[float, float]
+    self_certainty: float
+    tail_mass: float
+
+
+def topk_token_statistics(topk_logprobs: Any, vocab_size: int) -> TopKStats:
+    """Entropy and self-certainty of one position when only its K largest log-probs are known.
+
+    ``topk_logprobs`` are log-probs of the sampling distribution (already normalised over the full
+    vocabulary, as vLLM returns them). The remaining ``R = 1 - sum_k p_k`` of probability mass lies
+    on the other ``V - K`` tokens, each at most ``p_min`` (the smallest top-K probability). The tail
+    is completed uniformly, ``R / (V - K)`` per token: the maximum-entropy completion. Then
+
+    * ``H ~ H_top + R log((V - K) / R)``, an upper bound; the lower bound is
+      ``H_top - R log p_min`` (the tail packed into tokens of probability ``p_min``);
+    * ``KL(U||p) ~ -log V - (1/V) [sum_top log p_k + (V - K) log(R / (V - K))]``, a lower bound
+      (Jensen: a uniform tail maximises the tail's sum of log-probs; the true value can be larger).
+
+    With ``R = 0`` (numerically) the top-K already hold all the mass and the tail terms vanish,
+    except self-certainty, whose tail log-probs are then taken at the float64 floor.
+    """
+    import numpy as np
+
+    logp = np.asarray(topk_logprobs, dtype=np.float64).reshape(-1)
+    logp = logp[np.isfinite(logp)]
+    k = logp.size
+    if k == 0 or vocab_size <= 0 or k > vocab_size:
+        raise ValueError(f"need 1..vocab_size top-k log-probs, got {k} for vocab_size={vocab_size}")
+    p = np.exp(logp)
+    h_top = float(-(p * logp).sum())
+    tail = max(0.0, 1.0 - float(p.sum()))
+    rest = vocab_size - k
+    if rest == 0 or tail <= 0.0:
+        entropy = h_top
+        low = h_top
+        tail_logp_sum = 0.0 if rest == 0 else rest * math.log(np.finfo(np.float64).tiny)
+    else:
+        entropy = h_top + tail * math.log(rest / tail)
+        low = h_top - tail * float(logp.min())
+        tail_logp_sum = rest * math.log(tail / rest)
+    self_certainty = -math.log(vocab_size) - (float(logp.sum()) + tail_logp_sum) / vocab_size
+    return TopKStats(entropy=entropy, entropy_bounds=(low, entropy), self_certainty=max(0.0, self_certainty), tail_mass=tail)
