@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "ttrl.cli.inspect",
     "ttrl.cli.estimate",
     "ttrl.cli.train",
+    "ttrl.cli.rollouts",
     "ttrl.cli.bench",
 )
 
