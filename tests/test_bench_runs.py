@@ -177,6 +177,11 @@ def _result_lines(journal: Path) -> list[dict]:
     return items
 
 
+def _pairs(journal: Path) -> set[tuple[str, int]]:
+    """The finished (estimator, shard) pairs recorded in a journal."""
+    return {(label, item["shard"]) for item in _result_lines(journal) for label in item["estimators"]}
+
+
 def _run_until(cmd, env, journal: Path, shards: int, sig: int) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, env=env, cwd=journal.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -198,14 +203,14 @@ def test_resume_after_kill_and_ctrl_c_equals_an_uninterrupted_run(plugin_dir, tm
     env["BENCH_TEST_LOG"] = str(tmp_path / "run1.log")
     killed = _run_until(_bench_cmd(out), env, journal, shards=1, sig=signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL and not out.exists()
-    done_after_kill = {(i["label"], i["shard"]) for i in _result_lines(journal)}
+    done_after_kill = _pairs(journal)
 
     env["BENCH_TEST_LOG"] = str(tmp_path / "run2.log")
     interrupted = _run_until(_bench_cmd(out, "--resume"), env, journal, shards=len(done_after_kill) // 2 + 2, sig=signal.SIGINT)
     stderr = interrupted.stderr.read()
     assert interrupted.returncode == 130, stderr
     assert "--resume" in stderr and str(journal.name) in stderr and "Traceback" not in stderr
-    done_after_interrupt = {(i["label"], i["shard"]) for i in _result_lines(journal)}
+    done_after_interrupt = _pairs(journal)
 
     env["BENCH_TEST_LOG"] = str(tmp_path / "run3.log")
     finished = subprocess.run(_bench_cmd(out, "--resume"), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -2,8 +2,8 @@
 
 Work is cut into *shards* of consecutive groups. A shard job grades its groups once (answer classes
 and correctness are shared by all estimators), runs each pending estimator on them, and returns
-per-group scores. The main process appends every finished (estimator, shard) pair to a journal next
-to ``--output``, so an interrupted run resumes without recomputing finished pairs, and assembles the
+per-group scores. The main process appends every finished shard job (the estimators it ran) to a
+journal next to ``--output``, so an interrupted run resumes without recomputing finished pairs, and assembles the
 final result in shard order, so a resumed, a multi-process and a Ray run give the same numbers.
 
 ``seconds`` of an estimator is the wall time of its ``EstimationPipeline.run`` calls (estimator plus
@@ -41,6 +41,8 @@ JOURNAL_VERSION = 1
 ERRORS_KEPT = 20
 _SCORE_FIELDS = tuple(GroupScore.__dataclass_fields__)
 _OPTIONAL_SCORES = frozenset({"label_accuracy", "reward_accuracy", "majority_ratio"})
+#: Score fields that depend only on the rollouts' correctness: journalled once per shard, not per estimator.
+_TRUTH_SCORES = ("ground_truth_ratio", "pass_at_n", "pair_count")
 
 
 class BenchInterrupted(UserError):
@@ -132,11 +134,19 @@ class ShardContext:
         results = {}
         for label in labels:
             results[label] = self._run_estimator(self.pipelines[label], records, classes, truths)
+        start = time.perf_counter()
+        truth_columns = {}
+        for result in results.values():
+            truth_columns = {k: result["scores"].pop(k) for k in _TRUTH_SCORES}  # equal for every estimator
+        # freeing the shard's answer classes is part of their cost, not the harness's
+        del classes, truths
+        shared += time.perf_counter() - start
         return {
             "shard": index,
             "groups": len(records),
             "rollouts": sum(len(r.group.rollouts) for r in records),
             "shared_seconds": shared,
+            "truth": truth_columns,
             "estimators": results,
         }
 
@@ -179,6 +189,7 @@ class ShardContext:
                "failed_groups": failed, "errors": errors}
         if self.keep_details:
             out["rewards"] = {"correct": pack(rewards_correct), "incorrect": pack(rewards_incorrect)}
+        del estimates, columns  # freed inside the timed part: deallocation is scoring's cost too
         out["scoring_seconds"] = time.perf_counter() - scoring_start
         return out
 
@@ -257,7 +268,7 @@ class LocalExecutor:
 # -- journal -----------------------------------------------------------------------------------------
 
 class Journal:
-    """Append-only JSON Lines record of finished (estimator, shard) pairs, flushed per shard.
+    """Append-only JSON Lines record of finished shard jobs (which estimators each ran), flushed per line.
 
     Flushed, not fsynced: the lines survive a killed process or worker (the case ``--resume`` is for);
     an fsync per shard would cost more than majority vote itself on slow disks.
@@ -296,19 +307,18 @@ class Journal:
                 self._remember(json.loads(line))
 
     def _remember(self, item: dict[str, Any]) -> None:
-        self.done[(item["label"], item["shard"])] = item["result"]
-        self.shard_info[item["shard"]] = item["info"]
+        for label, result in item["estimators"].items():
+            self.done[(label, item["shard"])] = result
+        self.shard_info[item["shard"]] = {k: v for k, v in item.items() if k != "estimators"}
 
     def _write(self, obj: dict[str, Any]) -> None:
         self.handle.write(json.dumps(obj, allow_nan=False) + "\n")
 
     def add(self, shard_result: dict[str, Any]) -> None:
-        info = {k: shard_result[k] for k in ("groups", "rollouts", "shared_seconds")}
-        for label, result in shard_result["estimators"].items():
-            item = {"shard": shard_result["shard"], "label": label, "info": info, "result": result}
-            self._write(item)
-            self._remember(item)
+        """One line per finished shard job, holding every estimator it ran."""
+        self._write(shard_result)
         self.handle.flush()
+        self._remember(shard_result)
 
     def close(self) -> None:
         self.handle.close()
@@ -322,9 +332,7 @@ class MemoryJournal(Journal):
         self.done, self.shard_info = {}, {}
 
     def add(self, shard_result: dict[str, Any]) -> None:
-        info = {k: shard_result[k] for k in ("groups", "rollouts", "shared_seconds")}
-        for label, result in shard_result["estimators"].items():
-            self._remember({"shard": shard_result["shard"], "label": label, "info": info, "result": result})
+        self._remember(shard_result)
 
     def close(self) -> None:
         pass
@@ -507,7 +515,11 @@ def assemble(
             continue
         parts = [journal.done[(label, i)] for i in range(num_shards)]
         accumulator = MetricsAccumulator()
-        columns = {k: np.concatenate([unpack(p["scores"][k]) for p in parts]) for k in _SCORE_FIELDS}
+        truth = [journal.shard_info[i]["truth"] for i in range(num_shards)]
+        columns = {
+            k: np.concatenate([unpack(t[k]) for t in truth] if k in _TRUTH_SCORES else [unpack(p["scores"][k]) for p in parts])
+            for k in _SCORE_FIELDS
+        }
         scores = _scores_from(columns)
         for score in scores:
             accumulator.add(score)
