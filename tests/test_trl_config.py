@@ -19,7 +19,7 @@ from ttrl.core.errors import OptionError, UserError
 from ttrl.core.hookspecs import hookimpl
 from ttrl.core.plugins import load_plugins
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "trl" / "majority_vote.yaml"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "trl"
 
 BASE = """\
 trainer: trl
@@ -62,10 +62,13 @@ def test_dry_run_prints_the_trl_configuration_and_the_estimator(tmp_path, capsys
     assert grpo["lr_scheduler_type"] == "cosine" and grpo["beta"] == 0.0
 
 
-def test_the_shipped_example_validates(capsys):
-    code, out, _ = train(EXAMPLE, capsys)
+@pytest.mark.parametrize(
+    ("example", "requires"), [("majority_vote.yaml", ["answers"]), ("self_certainty.yaml", ["mean_self_certainty"])]
+)
+def test_the_shipped_examples_validate(example, requires, capsys):
+    code, out, _ = train(EXAMPLES / example, capsys)
     assert code == 0
-    assert json.loads(out)["estimator"]["requires"] == ["answers"]
+    assert json.loads(out)["estimator"]["requires"] == requires
 
 
 def test_unknown_estimator_suggests_the_close_name(tmp_path, capsys):

@@ -115,6 +115,14 @@ def trainable(model: Any) -> Any:
     return model
 
 
+class _ExpectedNoneRewards:
+    """Drops TRL's "All reward functions returned None" warning: here None is deliberate (the rollouts
+    outside the estimator's train_indices), and TRL would print it for every step."""
+
+    def filter(self, record) -> bool:
+        return not str(record.getMessage()).startswith("All reward functions returned None")
+
+
 def build_trainer(run: PreparedRun, model: Any, tokenizer: Any, ref: Any, rows: list[dict[str, Any]], callbacks: list[Any] = ()):
     """A GRPOTrainer whose only reward function is the estimator; returns ``(trainer, reward)``."""
     from datasets import Dataset
@@ -138,6 +146,11 @@ def build_trainer(run: PreparedRun, model: Any, tokenizer: Any, ref: Any, rows: 
         callbacks=list(callbacks),
     )
     reward.bind(trainer)
+    import logging
+
+    grpo_logger = logging.getLogger("trl.trainer.grpo_trainer")
+    if not any(isinstance(f, _ExpectedNoneRewards) for f in grpo_logger.filters):
+        grpo_logger.addFilter(_ExpectedNoneRewards())
     return trainer, reward
 
 
@@ -187,6 +200,9 @@ def train(run: PreparedRun) -> dict[str, Any]:
         before = greedy_pass_at_1(model, tokenizer, heldout, run.pipeline, settings.max_completion_length)
     initial = {name: p.detach().clone() for name, p in model.named_parameters()}
     trainer, reward = build_trainer(run, model, tokenizer, ref, rows, callbacks=[_progress_callback()])
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the progress lines above say what matters, one line a step
     _say(
         f"Training {settings.max_steps} steps: {settings.prompts_per_step} prompt(s) x {settings.num_generations} "
         f"completions, estimator {run.pipeline.estimator.name} ..."
