@@ -152,7 +152,9 @@ def plot_label_accuracy_vs_majority(details: dict[str, dict], path: Path, bins: 
                 ns.append(int(mask.sum()))
         ax.plot(xs, ys, marker="o", label=label, color=f"C{i}")  # one colour per estimator in every plot
         for x, y, n in zip(xs, ys, ns):
-            ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(0, 5), fontsize=7, ha="center")
+            # stagger the counts of different estimators so that coinciding points stay readable
+            ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(0, 5 + 8 * (i % 3)), fontsize=7,
+                        ha="center", color=f"C{i}")
         drawn = True
     if not drawn:
         plt.close(fig)
