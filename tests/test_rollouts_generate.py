@@ -126,6 +126,10 @@ def test_resume_skips_ids_already_written_and_repairs_a_torn_last_line(backend, 
     assert lines[0] == kept.rstrip("\n")  # the finished prompt was not regenerated
     assert [json.loads(x)["id"] for x in lines] == ["add", "sub", "mul"]
     assert "token_entropy" not in json.loads(lines[1])["rollouts"][0]
+    # Seeds follow the batches, not the run: an uninterrupted run writes the same file.
+    fresh = tmp_path / "fresh.jsonl"
+    run_generation(PROMPTS, settings, backend, fresh)
+    assert fresh.read_text().splitlines() == lines
 
     with pytest.raises(UserError, match="generated with temperature=0.8, but this run has temperature=0.5"):
         run_generation(PROMPTS, _settings(temperature=0.5, batch_size=2), backend, out)
