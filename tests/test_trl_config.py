@@ -85,6 +85,22 @@ def test_n_train_above_the_number_of_votes_points_at_the_option(tmp_path, capsys
     assert f"{path}:4" in err  # the `options:` line
 
 
+def test_trl_n_train_above_num_generations_points_at_its_line(tmp_path, capsys):
+    path = write(tmp_path, extra="n_train: 6\n")
+    code, _, err = train(path, capsys)
+    assert code == 2
+    assert "trl.n_train (6)" in err and "num_generations (4)" in err and f"{path}:10" in err
+
+
+def test_trl_n_train_is_handed_to_the_estimator_and_must_not_contradict_it(tmp_path, capsys):
+    code, out, _ = train(write(tmp_path, extra="n_train: 3\n"), capsys)
+    assert code == 0
+    assert json.loads(out)["estimator"]["options"]["n_train"] == 3
+    code, _, err = train(write(tmp_path, options="{n_train: 2}", extra="n_train: 3\n"), capsys)
+    assert code == 2
+    assert "estimator.options.n_train is 2 but trl.n_train is 3" in err
+
+
 def test_an_unknown_trl_setting_points_at_its_line(tmp_path, capsys):
     path = write(tmp_path, extra="num_generation: 8\n")
     code, _, err = train(path, capsys)

@@ -57,6 +57,17 @@ def test_the_estimator_votes_over_all_generations_and_the_rest_get_no_trainer_re
     assert result.trainer_rewards == [0.0, 1.0, None, None]
 
 
+def test_an_estimator_without_a_train_split_trains_on_the_first_n_train():
+    items = [
+        BatchItem("a", "q", Rollout(text=str(i), stats={"mean_self_certainty": 1.0 + i}), "math", None) for i in range(4)
+    ]
+    result = estimate_batch(pipeline("self_certainty"), items, num_generations=4, n_train=3)
+    assert result.estimator_rewards == [1.0, 2.0, 3.0, 4.0]
+    assert result.trainer_rewards == [1.0, 2.0, 3.0, None]
+    # no reference: no metrics
+    assert result.metrics == {}
+
+
 def test_the_reference_never_reaches_the_estimator():
     seen = []
 

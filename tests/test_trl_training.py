@@ -58,6 +58,7 @@ def one_step(tmp_path, smollm, estimator: str):
               temperature: 0.7
               max_completion_length: 10
               output_dir: {tmp_path / "out"}
+              grpo_args: {{gradient_checkpointing: false}}
             """
         ),
         encoding="utf-8",

@@ -111,6 +111,8 @@ class EstimatorReward:
     pipeline: EstimationPipeline
     num_generations: int
     temperature: float
+    #: Completions per group trained on when the estimate names no train_indices (None: all).
+    n_train: int | None = None
     history: list[StepRecord] = field(default_factory=list)
     trainer: Any = None
     __name__: str = "ttrl"
@@ -157,7 +159,7 @@ class EstimatorReward:
             for g, p, c, a, t, r in zip(group_id, prompts, completions, arrays, task, references, strict=True)
         ]
         everything, offset = gather_items(local)
-        result = estimate_batch(self.pipeline, everything, self.num_generations)
+        result = estimate_batch(self.pipeline, everything, self.num_generations, self.n_train)
         self._record(result, trainer_state, log_metric)
         self.history[-1].completion_ids = completion_ids
         return result.trainer_rewards[offset : offset + len(local)]

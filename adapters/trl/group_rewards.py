@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ttrl.core.data import Estimate, Rollout, RolloutGroup
-from ttrl.core.errors import UserError
+from ttrl.core.errors import EstimatorFailure, UserError
 from ttrl.core.estimation import EstimationPipeline
 from ttrl.core.metrics import MetricsAccumulator, evaluate_group, grade_group
 
@@ -90,7 +90,22 @@ def split_groups(items: Sequence[BatchItem], num_generations: int) -> list[list[
     return blocks
 
 
-def estimate_batch(pipeline: EstimationPipeline, items: Sequence[BatchItem], num_generations: int) -> BatchRewards:
+def trained_positions(estimate: Estimate, group_id: str, estimator: str, size: int, n_train: int | None) -> set[int]:
+    """Which rollouts of a group the trainer learns from: the estimate's ``train_indices`` when it names
+    them, else the first ``n_train`` (samples are i.i.d., as TTRL's reference code assumes), else all."""
+    if estimate.train_indices is not None:
+        chosen = list(estimate.train_indices)
+        if len(set(chosen)) != len(chosen) or not all(0 <= i < size for i in chosen):
+            raise EstimatorFailure(estimator, group_id, f"train_indices must be distinct indices below {size}, got {chosen}")
+        return set(chosen)
+    if n_train is not None and n_train < size:
+        return set(range(n_train))
+    return set(range(size))
+
+
+def estimate_batch(
+    pipeline: EstimationPipeline, items: Sequence[BatchItem], num_generations: int, n_train: int | None = None
+) -> BatchRewards:
     """Run the estimator once per prompt group of a trainer batch; rewards come back in batch order."""
     trainer_rewards: list[float | None] = []
     estimator_rewards: list[float] = []
@@ -105,7 +120,7 @@ def estimate_batch(pipeline: EstimationPipeline, items: Sequence[BatchItem], num
             group.classes = pipeline.classify(group)
         classes = group.classes
         estimate = pipeline.run(group, classes)
-        keep = set(range(len(block))) if estimate.train_indices is None else set(estimate.train_indices)
+        keep = trained_positions(estimate, group.id, pipeline.estimator.name, len(block), n_train)
         estimator_rewards.extend(estimate.rewards)
         trainer_rewards.extend(r if i in keep else None for i, r in enumerate(estimate.rewards))
         results.append(GroupResult(group, estimate, first.reference))

@@ -43,6 +43,8 @@ def describe(run: PreparedRun) -> dict[str, Any]:
         },
         "answers": {"task_override": run.pipeline.engine.task_override},
         "model": run.settings.model,
+        "num_generations": run.settings.num_generations,
+        "n_train": run.settings.n_train,
         "problems": run.settings.problems.model_dump(),
         "heldout": None if run.settings.heldout is None else run.settings.heldout.model_dump(),
         "grpo_config": run.grpo_kwargs,
@@ -136,7 +138,9 @@ def build_trainer(run: PreparedRun, model: Any, tokenizer: Any, ref: Any, rows: 
         # needs its file name, and nothing may be downloaded
         kwargs.setdefault("model_init_kwargs", {**ref.from_pretrained_kwargs(), "dtype": run.settings.dtype})
     args = make_grpo_config(GRPOConfig, kwargs)
-    reward = EstimatorReward(run.pipeline, run.settings.num_generations, run.settings.temperature)
+    reward = EstimatorReward(
+        run.pipeline, run.settings.num_generations, run.settings.temperature, n_train=run.settings.n_train
+    )
     trainer = GRPOTrainer(
         model=trainable(model),
         reward_funcs=[reward],
@@ -254,12 +258,12 @@ def train(run: PreparedRun) -> dict[str, Any]:
 
 def print_summary(summary: dict[str, Any], out_dir: str) -> None:
     _say("")
-    _say("step  reward  label_acc  reward_acc  majority_ratio")
+    _say("step  reward*  label_acc  reward_acc  majority_ratio   (*estimator's mean over all rollouts)")
     for s in summary["steps"]:
         m = s["metrics"]
         fmt = lambda v: "   -  " if v is None else f"{v:6.3f}"  # noqa: E731
         _say(
-            f"{s['step']:>4}  {s['estimator_reward_mean']:6.3f}  {fmt(m.get('label_accuracy'))}     "
+            f"{s['step']:>4}  {s['estimator_reward_mean']:6.3f}   {fmt(m.get('label_accuracy'))}     "
             f"{fmt(m.get('reward_accuracy'))}      {fmt(m.get('majority_ratio'))}"
         )
     p = summary["pass_at_1"]

@@ -62,6 +62,12 @@ class TrlSettings(BaseModel):
     )
     system_prompt: str | None = Field(None, description="System message; null keeps the chat template's default.")
     num_generations: int = Field(64, ge=2, description="Completions per prompt, all of which the estimator sees (TTRL votes over 64).")
+    n_train: int | None = Field(
+        None,
+        ge=1,
+        description="Train on this many of each prompt's num_generations completions (TTRL: 32 of 64); "
+        "null trains on all. Passed to the estimator's own n_train option when it has one.",
+    )
     prompts_per_step: int = Field(1, ge=1, description="Prompts per optimizer step.")
     max_steps: int = Field(10, ge=1, description="Optimizer steps.")
     learning_rate: float = Field(5e-7, gt=0, description="Peak learning rate (TTRL: 5e-7).")
@@ -166,17 +172,41 @@ def _check_inputs(pipeline: EstimationPipeline, config: RunConfig) -> None:
         )
 
 
-def _check_vote_split(pipeline: EstimationPipeline, settings: TrlSettings, config: RunConfig) -> None:
-    n_train = getattr(pipeline.estimator.options, "n_train", None)
-    if n_train is not None and n_train > settings.num_generations:
+def _bind_train_size(config: RunConfig, registry: Registry, settings: TrlSettings) -> RunConfig:
+    """Check ``n_train <= num_generations`` and hand ``trl.n_train`` to an estimator that has that option."""
+    spec = config.estimator
+    given = spec.options.get("n_train") if spec is not None else None
+    if settings.n_train is not None and settings.n_train > settings.num_generations:
+        where = config.locate(("trl", "n_train"))
+        raise OptionError(
+            f"trl.n_train ({settings.n_train})" + (f" at {where}" if where else "")
+            + f" is larger than trl.num_generations ({settings.num_generations}): the trained completions are a "
+            "subset of the voting ones (TTRL: 64 votes, 32 trained). Lower n_train or raise num_generations."
+        )
+    if isinstance(given, int) and given > settings.num_generations:
         where = config.locate(("estimator", "options", "n_train"))
         raise OptionError(
-            f"Estimator {pipeline.estimator.name!r} option n_train={n_train}"
-            + (f" ({where})" if where else "")
+            f"Estimator {spec.name!r} option n_train={given}" + (f" ({where})" if where else "")
             + f" is larger than trl.num_generations={settings.num_generations}, the number of completions that vote. "
             "It must train on at most as many completions as it votes over (TTRL: 64 votes, 32 trained): lower "
             "n_train or raise num_generations."
         )
+    if settings.n_train is None or spec is None:
+        return config
+    info = registry.estimators.get(spec.name)
+    if info.options is None or "n_train" not in info.options.model_fields:
+        return config
+    if given is not None and given != settings.n_train:
+        where = config.locate(("estimator", "options", "n_train"))
+        raise OptionError(
+            f"estimator.options.n_train is {given} but trl.n_train is {settings.n_train}"
+            + (f" ({where})" if where else "") + ". Set the train size once, in the trl: section."
+        )
+    bound = config.model_copy(
+        update={"estimator": spec.model_copy(update={"options": {**spec.options, "n_train": settings.n_train}})}
+    )
+    bound._locator = config._locator
+    return bound
 
 
 def _grpo_kwargs(settings: TrlSettings, config: RunConfig) -> dict[str, Any]:
@@ -232,8 +262,8 @@ def prepare(config: RunConfig, registry: Registry, *, config_path: Path, trl_ver
     settings = parse_settings(config)
     if config.estimator is None:
         raise OptionError(f"Run config {config_path} selects no estimator. Add `estimator: {{name: majority_vote}}`.")
+    config = _bind_train_size(config, registry, settings)
     pipeline = EstimationPipeline.from_config(config, registry)
     _check_inputs(pipeline, config)
-    _check_vote_split(pipeline, settings, config)
     version = check_trl_version(trl_version)
     return PreparedRun(settings, pipeline, _grpo_kwargs(settings, config), version, config_path)
