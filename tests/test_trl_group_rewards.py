@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from ttrl.adapters.trl.group_rewards import BatchItem, GroupLayoutError, estimate_batch, split_groups
+from ttrl.adapters.trl.group_rewards import BatchItem, GroupLayoutError, estimate_batch, group_summary, split_groups
 from ttrl.core.config import ComponentSpec, RunConfig
 from ttrl.core.data import Rollout
 from ttrl.core.estimation import EstimationPipeline
@@ -66,6 +68,21 @@ def test_an_estimator_without_a_train_split_trains_on_the_first_n_train():
     assert result.trainer_rewards == [1.0, 2.0, 3.0, None]
     # no reference: no metrics
     assert result.metrics == {}
+
+
+def test_a_group_the_estimator_cannot_score_gets_no_reward_and_the_others_still_do():
+    # an empty completion has no tokens, so no mean self-certainty
+    broken = [Rollout(text="", stats={"mean_self_certainty": math.nan})] + [
+        Rollout(text="7", stats={"mean_self_certainty": 2.0}) for _ in range(2)
+    ]
+    fine = [Rollout(text="7", stats={"mean_self_certainty": 1.5}) for _ in range(3)]
+    items = [BatchItem("a", "q", r, "math") for r in broken] + [BatchItem("b", "q", r, "math") for r in fine]
+
+    result = estimate_batch(pipeline("self_certainty"), items, num_generations=3)
+
+    assert result.trainer_rewards == [None, None, None, 1.5, 1.5, 1.5]
+    assert len(result.failures) == 1 and "Group 'a', rollout 0: stats.mean_self_certainty is nan" in result.failures[0]
+    assert group_summary(result.groups[0])["rewards"] == [None, None, None]
 
 
 def test_the_reference_never_reaches_the_estimator():

@@ -15,6 +15,7 @@ generated tokens only.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,6 +167,8 @@ class EstimatorReward:
 
     def _record(self, result: BatchRewards, trainer_state: Any, log_metric: Any) -> None:
         step = int(getattr(trainer_state, "global_step", len(self.history)))
+        for reason in result.failures:
+            warnings.warn(f"step {step + 1}: group skipped (no reward, advantage 0): {reason}", stacklevel=2)
         self.history.append(
             StepRecord(
                 step=step,
@@ -180,7 +183,10 @@ class EstimatorReward:
         for name, value in result.metrics.items():
             if value is not None:
                 log_metric(f"ttrl/{name}", float(value))
-        log_metric("ttrl/estimator_reward_mean", float(np.mean(result.estimator_rewards)))
+        log_metric("ttrl/failed_groups", float(len(result.failures)))
+        scored = [r for r in result.estimator_rewards if not math.isnan(r)]
+        if scored:
+            log_metric("ttrl/estimator_reward_mean", float(np.mean(scored)))
 
 
 def gather_items(local: list[BatchItem]) -> tuple[list[BatchItem], int]:

@@ -14,12 +14,13 @@ left out of the group's mean and std and its advantage is 0, so it does not move
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ttrl.core.data import Estimate, Rollout, RolloutGroup
-from ttrl.core.errors import EstimatorFailure, UserError
+from ttrl.core.errors import EstimatorFailure, EstimatorInputError, UserError
 from ttrl.core.estimation import EstimationPipeline
 from ttrl.core.metrics import MetricsAccumulator, evaluate_group, grade_group
 
@@ -53,11 +54,13 @@ class BatchRewards:
 
     #: What the trainer gets: the estimator's reward, or ``None`` for rollouts outside ``train_indices``.
     trainer_rewards: list[float | None]
-    #: The estimator's (and shapers') reward for every rollout, trained on or not.
+    #: The estimator's (and shapers') reward for every rollout, trained on or not (NaN in a failed group).
     estimator_rewards: list[float]
     groups: list[GroupResult] = field(default_factory=list)
     #: Reward-quality metrics (``METRIC_NAMES``) over the groups that have a reference; empty without any.
     metrics: dict[str, float | None] = field(default_factory=dict)
+    #: Why groups were skipped (their estimator rewards are NaN and their trainer rewards None).
+    failures: list[str] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str | None]:
@@ -111,16 +114,27 @@ def estimate_batch(
     estimator_rewards: list[float] = []
     results: list[GroupResult] = []
     accumulator = MetricsAccumulator()
+    failures: list[str] = []
     for block in split_groups(items, num_generations):
         first = block[0]
         group = RolloutGroup(id=first.group_id, prompt=first.prompt, rollouts=[it.rollout for it in block], task=first.task)
-        pipeline.check_inputs(group)
-        # metrics need answer classes even when the estimator itself does not
-        if pipeline.needs_answers or first.reference is not None:
-            group.classes = pipeline.classify(group)
-        classes = group.classes
-        estimate = pipeline.run(group, classes)
-        keep = trained_positions(estimate, group.id, pipeline.estimator.name, len(block), n_train)
+        try:
+            pipeline.check_inputs(group)
+            # metrics need answer classes even when the estimator itself does not
+            if pipeline.needs_answers or first.reference is not None:
+                group.classes = pipeline.classify(group)
+            classes = group.classes
+            estimate = pipeline.run(group, classes)
+            keep = trained_positions(estimate, group.id, pipeline.estimator.name, len(block), n_train)
+        except (EstimatorInputError, EstimatorFailure) as exc:
+            # one bad group (an empty completion has no mean entropy; an estimator bug on odd input) must
+            # not end the run: its rollouts get no reward, which TRL turns into advantage 0
+            failures.append(str(exc))
+            estimate = Estimate([math.nan] * len(block), None, {"failed": str(exc)})
+            estimator_rewards.extend(estimate.rewards)
+            trainer_rewards.extend([None] * len(block))
+            results.append(GroupResult(group, estimate, first.reference))
+            continue
         estimator_rewards.extend(estimate.rewards)
         trainer_rewards.extend(r if i in keep else None for i, r in enumerate(estimate.rewards))
         results.append(GroupResult(group, estimate, first.reference))
@@ -129,7 +143,7 @@ def estimate_batch(
             truth = grade_group(pipeline.engine, classes, first.reference, task)
             accumulator.add(evaluate_group(pipeline.engine, classes, truth, estimate.rewards, estimate.label))
     metrics = accumulator.result() if accumulator.scores else {}
-    return BatchRewards(trainer_rewards, estimator_rewards, results, metrics)
+    return BatchRewards(trainer_rewards, estimator_rewards, results, metrics, failures)
 
 
 def group_summary(result: GroupResult) -> dict[str, Any]:
@@ -138,7 +152,8 @@ def group_summary(result: GroupResult) -> dict[str, Any]:
         "id": result.group.id,
         "label": result.estimate.label,
         "reference": result.reference,
-        "rewards": list(result.estimate.rewards),
+        "rewards": [None if math.isnan(r) else r for r in result.estimate.rewards],
         "train_indices": result.estimate.train_indices,
         "answers": None if result.group.classes is None else list(result.group.classes.answers),
+        **({"failed": result.estimate.diagnostics["failed"]} if "failed" in result.estimate.diagnostics else {}),
     }

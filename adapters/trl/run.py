@@ -227,7 +227,7 @@ def train(run: PreparedRun) -> dict[str, Any]:
             {
                 "step": record.step + 1,
                 "reward_mean_logged_by_trl": log.get("reward"),
-                "estimator_reward_mean": sum(record.estimator_rewards) / len(record.estimator_rewards),
+                "estimator_reward_mean": _nanmean(record.estimator_rewards),
                 "loss": log.get("loss"),
                 "metrics": record.metrics,
                 "groups": record.groups,
@@ -256,6 +256,11 @@ def train(run: PreparedRun) -> dict[str, Any]:
     return summary
 
 
+def _nanmean(values: list[float]) -> float | None:
+    scored = [v for v in values if v == v]
+    return sum(scored) / len(scored) if scored else None
+
+
 def print_summary(summary: dict[str, Any], out_dir: str) -> None:
     _say("")
     _say("step  reward*  label_acc  reward_acc  majority_ratio   (*estimator's mean over all rollouts)")
@@ -263,7 +268,7 @@ def print_summary(summary: dict[str, Any], out_dir: str) -> None:
         m = s["metrics"]
         fmt = lambda v: "   -  " if v is None else f"{v:6.3f}"  # noqa: E731
         _say(
-            f"{s['step']:>4}  {s['estimator_reward_mean']:6.3f}   {fmt(m.get('label_accuracy'))}     "
+            f"{s['step']:>4}  {fmt(s['estimator_reward_mean'])}   {fmt(m.get('label_accuracy'))}     "
             f"{fmt(m.get('reward_accuracy'))}      {fmt(m.get('majority_ratio'))}"
         )
     p = summary["pass_at_1"]
