@@ -16,7 +16,7 @@ from ttrl.core.errors import UnknownNameError, UserError
 from ttrl.core.estimation import resolve
 from ttrl.core.registry import Registry
 from ttrl.harness.builtin import builtin_dataset, file_dataset, simulated_dataset
-from ttrl.harness.runner import BenchPlan, PluginRecipe, journal_path, run_bench
+from ttrl.harness.runner import DEFAULT_SHARD_SIZE, BenchPlan, PluginRecipe, journal_path, run_bench
 from ttrl.harness.simulate import parse_sweep, settings_from_pairs
 
 
@@ -125,7 +125,7 @@ def register(cli: click.Group) -> None:
     @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
                   help="Run shards on Ray: a cluster ADDRESS, or a local instance when none is given.")
     @click.option("--resume", is_flag=True, help="Finish an interrupted run with the same --output.")
-    @click.option("--shard-size", default=256, show_default=True, help="Groups per unit of work (and of --resume).")
+    @click.option("--shard-size", default=DEFAULT_SHARD_SIZE, show_default=True, help="Groups per unit of work (and of --resume).")
     @click.option("--plugin", "plugin_modules", multiple=True, metavar="MODULE",
                   help="Extra plugin module to load (importable in workers too); repeatable.")
     @click.option("--strict", is_flag=True, help="Stop at the first malformed data line instead of skipping it.")
