@@ -254,3 +254,30 @@ def test_label_scoring_shortcut_agrees_with_evaluate_group():
         correct, size = _label_facts(engine, classes, truth, label)
         assert (None if correct is None else float(correct), None if size is None else size / 4) == (
             expected.label_accuracy, expected.majority_ratio), label
+
+
+def test_a_group_whose_task_has_no_extractor_is_a_user_error_naming_its_line(tmp_path, run_ttrl):
+    path = tmp_path / "tasks.jsonl"
+    odd = {**group("b", ["7", "7"], "7"), "task": "chemistry"}
+    path.write_text(json.dumps(group("a", ["3", "3"], "3")) + "\n" + json.dumps(odd) + "\n")
+    result = run_ttrl("bench", "--data", str(path), "--estimators", "majority_vote")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{path}:2" in result.stderr and "'chemistry'" in result.stderr and "Unknown extractor" in result.stderr
+
+
+def test_packed_columns_round_trip_exactly_and_journal_lines_are_plain_json():
+    import math
+
+    from ttrl.harness.runner import journal_line, pack, unpack
+
+    thirds = [1 / 3, None, 2.0]  # 1/3 needs float64
+    sixteenths = [0.0, 5 / 16, None, 1.0, 240.0]  # fit float16 exactly
+    assert pack(sixteenths).startswith("f2:") and pack(thirds).startswith("f8:")
+    for values in (thirds, sixteenths, [1e6 + 0.5], []):
+        back = unpack(pack(values)).tolist()
+        assert [None if math.isnan(v) else v for v in back] == values
+    item = {"shard": 0, "truth": {"pass_at_n": pack([1.0])}, "estimators": {"x": {"errors": [{"error": "\x00packed-column\x00"}],
+                                                                                 "scores": {"a": pack(thirds)}}}}
+    assert json.loads(journal_line(item)) == item
+    item["estimators"]["x"]["errors"] = []
+    assert json.loads(journal_line(item)) == item and journal_line(item).endswith("}\n")

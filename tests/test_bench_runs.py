@@ -19,6 +19,7 @@ import pytest
 
 from ttrl.core.config import ComponentSpec, RunConfig
 from ttrl.core.data import RolloutGroup
+from ttrl.core.errors import UserError
 from ttrl.core.plugins import load_plugins
 from ttrl.harness.builtin import simulated_dataset
 from ttrl.harness.runner import BenchPlan, PluginRecipe, run_bench, without_run_facts
@@ -257,3 +258,55 @@ def test_resume_drops_a_line_cut_short(tmp_path):
     assert resumed["harness"]["shards_reused"] == 1
     assert without_run_facts(resumed) == without_run_facts(full)
     assert all(json.loads(line) for line in journal.read_text().splitlines())  # no merged lines
+
+
+def _messy_copy(data, path: Path) -> None:
+    """The groups as a rollout file with a blank line, a malformed line and a repeated id among them."""
+    from ttrl.core.rollout_files import record_to_json
+
+    lines = [json.dumps(record_to_json(r)) for r in data.records]
+    lines.insert(7, "")
+    lines.insert(20, '{"id": "broken", "rollouts": [')
+    lines.insert(33, lines[3])  # a later duplicate of group 3 is dropped by the reader
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_file_slices_hold_exactly_the_groups_the_reader_kept(tmp_path):
+    from ttrl.core.rollout_files import record_to_json
+    from ttrl.harness.builtin import file_dataset
+
+    path = tmp_path / "messy.jsonl"
+    _messy_copy(simulated_dataset(SimulationSettings(groups=50, rollouts=4)), path)
+    data, errors = file_dataset(path)
+    assert len(data) == 50 and len(errors) == 2  # the malformed line and the duplicate
+    for start, stop in [(0, 16), (16, 32), (32, 50), (5, 6)]:
+        part = data.source.slice(start, stop)
+        assert [record_to_json(r) for r in part.load()] == [record_to_json(r) for r in data.records[start:stop]]
+        assert [r.source for r in part.load()] == [r.source for r in data.records[start:stop]]
+    path.write_text(path.read_text() + "\n")
+    with pytest.raises(UserError, match="changed"):
+        part.load()
+
+
+def test_simulated_shards_equal_slices_of_the_whole_simulation():
+    from ttrl.core.rollout_files import record_to_json
+    from ttrl.harness.simulate import simulate
+
+    settings = SimulationSettings(groups=12, rollouts=5, correlation=0.4)
+    whole = [record_to_json(r) for r in simulate(settings)]
+    assert [record_to_json(r) for r in simulate(settings, 4, 9)] == whole[4:9]
+    assert [record_to_json(r) for r in simulated_dataset(settings).source.slice(9, 12).load()] == whole[9:]
+
+
+def test_workers_read_their_own_file_shards_and_give_the_single_process_results(plugin_dir, plugin_module, tmp_path):
+    from ttrl.harness.builtin import file_dataset
+    from ttrl.harness.scaleout import ProcessExecutor
+
+    path = tmp_path / "messy.jsonl"
+    _messy_copy(simulated_dataset(SimulationSettings(groups=60, rollouts=6, correlation=0.3)), path)
+    data, _ = file_dataset(path)
+    plan = plan_of("majority_vote", "entropy", "failing", modules=(PLUGIN_MODULE,))
+    single = run_bench(plan, data, shard_size=16).results
+    pooled = run_bench(plan, data, shard_size=16, executor=ProcessExecutor(2)).results
+    assert without_run_facts(pooled) == without_run_facts(single)
+    assert single["data"] == {"path": str(path), "groups": 60, "rollouts": 360}

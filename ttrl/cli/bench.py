@@ -161,9 +161,9 @@ def register(cli: click.Group) -> None:
             data, _ = builtin_dataset()
         if data.note:
             click.echo(f"Note: {data.note}", err=True)
-        if not data.records:
+        if not len(data):
             raise UserError(f"{data.path} has no groups to bench.")
-        progress, advance = _progress(len(data.records), "bench")
+        progress, advance = _progress(len(data), "bench")
         with progress:
             outcome = run_bench(plan, data, executor=_executor(workers, ray_address), shard_size=shard_size,
                                 output=output_path, resume=resume, on_progress=advance)

@@ -36,7 +36,7 @@ from ttrl.core.plugins import PluginSet, load_plugins
 from ttrl.core.data import GroupRecord
 from ttrl.core.registry import ANSWERS, Registry
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2  # 2: input checks per shard, columns as DTYPE:BASE64
 #: Groups per shard job: each shard costs a journal line, a flush and a dispatch, about 0.1-0.3 ms
 #: together, which 1024 groups of even majority vote (~17 us a group) amortise to ~1% of its time.
 DEFAULT_SHARD_SIZE = 1024
@@ -124,8 +124,21 @@ class ShardContext:
         self.keep_details = plan.keep_details
 
     def run_shard(self, index: int, records: Sequence[GroupRecord], labels: Sequence[str]) -> dict[str, Any]:
-        """Grade the shard's groups once, then run and score each estimator in ``labels``."""
+        """Grade the shard's groups once, then run and score each estimator in ``labels``.
+
+        An estimator whose required inputs some of the shard's groups lack does not run on the shard;
+        its result says how many groups lack them and the first problem, and the run skips it (see
+        :func:`assemble`). Checking here, not over the whole data set first, keeps the check on the
+        worker that already holds the groups.
+        """
         engine = self.engine
+        start = time.perf_counter()
+        missing = {}
+        for label in labels:
+            problem = _input_problem(self.pipelines[label], records)
+            if problem is not None:
+                missing[label] = problem
+        validation = time.perf_counter() - start
         start = time.perf_counter()
         classes, truths = [], []
         for record in records:
@@ -140,18 +153,27 @@ class ShardContext:
         shared = time.perf_counter() - start
         results = {}
         for label in labels:
-            results[label] = self._run_estimator(self.pipelines[label], records, classes, truths)
+            if label in missing:
+                count, first = missing[label]
+                results[label] = {"seconds": 0.0, "scoring_seconds": 0.0, "scores": {}, "failed_groups": 0,
+                                  "errors": [], "missing_inputs": count, "first_missing": first}
+            else:
+                results[label] = self._run_estimator(self.pipelines[label], records, classes, truths)
+        rollouts = sum(len(c.class_ids) for c in classes)  # one class id per rollout
         start = time.perf_counter()
         truth_columns = {}
         for result in results.values():
-            truth_columns = {k: result["scores"].pop(k) for k in _TRUTH_SCORES}  # equal for every estimator
+            if result["scores"]:  # equal for every estimator that ran
+                truth_columns = {k: result["scores"].pop(k) for k in _TRUTH_SCORES}
         # freeing the shard's answer classes is part of their cost, not the harness's
         del classes, truths
         shared += time.perf_counter() - start
         return {
             "shard": index,
             "groups": len(records),
+            "rollouts": rollouts,
             "shared_seconds": shared,
+            "validation_seconds": validation,
             "truth": truth_columns,
             "estimators": results,
         }
@@ -269,9 +291,15 @@ def _context_for(plan: BenchPlan) -> ShardContext:
     return _CONTEXTS[key]
 
 
-def run_shard_job(plan: BenchPlan, index: int, records: Sequence[GroupRecord], labels: Sequence[str]) -> dict[str, Any]:
-    """Entry point of a worker (process or Ray task): rebuild the plugins once, run one shard."""
-    return _context_for(plan).run_shard(index, records, labels)
+def run_shard_job(plan: BenchPlan, index: int, groups: Sequence[GroupRecord] | GroupSlice, labels: Sequence[str]) -> dict[str, Any]:
+    """Entry point of a worker (process or Ray task): rebuild the plugins once, load and run one shard."""
+    context = _context_for(plan)
+    start = time.perf_counter()
+    records = groups.load() if isinstance(groups, GroupSlice) else groups
+    loaded = time.perf_counter() - start
+    result = context.run_shard(index, records, labels)
+    result["load_seconds"] = loaded
+    return result
 
 
 # -- executors ---------------------------------------------------------------------------------------
@@ -284,10 +312,13 @@ class LocalExecutor:
     def __init__(self, context: ShardContext | None = None):
         self.context = context
 
+    #: the groups are already in this process: jobs carry them, nothing is loaded again
+    loads_slices = False
+
     def run(self, plan: BenchPlan, jobs):
         context = self.context or _context_for(plan)
-        for index, records, labels in jobs:
-            yield context.run_shard(index, records, labels)
+        for job in jobs:
+            yield context.run_shard(job.index, job.records, job.labels)
 
     def close(self) -> None:
         pass
@@ -337,7 +368,9 @@ class Journal:
     def _remember(self, item: dict[str, Any]) -> None:
         for label, result in item["estimators"].items():
             self.done[(label, item["shard"])] = result
-        self.shard_info[item["shard"]] = {k: v for k, v in item.items() if k != "estimators"}
+        known = self.shard_info.get(item["shard"])
+        if known is None or item["truth"]:  # a job whose estimators all lacked inputs has no truth columns
+            self.shard_info[item["shard"]] = {k: v for k, v in item.items() if k != "estimators"}
 
     def _write(self, obj: dict[str, Any]) -> None:
         self.handle.write(journal_line(obj))
@@ -406,14 +439,71 @@ def journal_path(output: Path) -> Path:
 
 # -- the run -----------------------------------------------------------------------------------------
 
-@dataclass
-class DataSet:
-    """The groups to bench and how to name them in the results."""
+class GroupSlice:
+    """Groups ``start:stop`` of a data set, described so that a worker can load them itself.
 
-    records: list[GroupRecord]
-    path: str
-    identity: str  # what the resume fingerprint uses: file size and mtime, or simulation settings
-    note: str | None = None  # said plainly in the output (e.g. "built-in simulation set")
+    Picklable and small: sending one to a worker costs bytes, not the groups. ``load()`` must return
+    exactly the records the main process would have sliced from the whole set.
+    """
+
+    #: Whether ``load()`` works on any machine (a simulation), not just this one (a local file).
+    anywhere = False
+
+    def load(self) -> list[GroupRecord]:
+        raise NotImplementedError
+
+
+class DataSet:
+    """The groups to bench and how to name them in the results.
+
+    Either ``records`` (already in memory) or a ``source`` whose ``slice(start, stop)`` gives a
+    :class:`GroupSlice` and whose ``groups`` is the number of groups. With a source, ``records``
+    loads the whole set on first use; worker executors never touch it: each worker loads its own
+    shards, so the main process neither builds nor pickles the groups.
+    """
+
+    def __init__(self, records: list[GroupRecord] | None = None, path: str = "", identity: str = "",
+                 note: str | None = None, source: Any = None):
+        if records is None and source is None:
+            raise ValueError("a DataSet needs records or a source")
+        self._records = records
+        self.path = path
+        self.identity = identity  # what the resume fingerprint uses: file size and mtime, or simulation settings
+        self.note = note  # said plainly in the output (e.g. "built-in simulation set")
+        self.source = source
+
+    @property
+    def loaded(self) -> bool:
+        return self._records is not None
+
+    @property
+    def records(self) -> list[GroupRecord]:
+        if self._records is None:
+            self._records = self.source.slice(0, self.source.groups).load()
+        return self._records
+
+    def __len__(self) -> int:
+        return len(self._records) if self._records is not None else self.source.groups
+
+
+@dataclass
+class ShardJob:
+    """One shard's pending estimators; ``records`` is None when workers load the groups themselves."""
+
+    index: int
+    start: int
+    stop: int
+    labels: list[str]
+    records: list[GroupRecord] | None
+    source: Any = None
+
+    def payload(self, *, anywhere: bool = False) -> list[GroupRecord] | GroupSlice:
+        """What a worker receives: a :class:`GroupSlice` to load, or else the groups themselves."""
+        if self.source is not None:
+            part = self.source.slice(self.start, self.stop)
+            if part.anywhere or not anywhere:
+                return part
+        return self.records if self.records is not None else self.source.slice(self.start, self.stop).load()
 
 
 @dataclass
@@ -425,26 +515,22 @@ class Outcome:
 
 
 def fingerprint(plan: BenchPlan, data: DataSet, shard_size: int) -> str:
-    payload = json.dumps([plan.key(), data.identity, shard_size])
+    payload = json.dumps([JOURNAL_VERSION, plan.key(), data.identity, shard_size])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def input_problems(context: ShardContext, records: Sequence[GroupRecord]) -> dict[str, str]:
-    """Estimators whose required inputs the data lacks, with the first problem and how many groups have it."""
-    skipped = {}
-    for label, pipeline in context.pipelines.items():
-        if pipeline.requires <= {ANSWERS}:
-            continue  # answers need only an extractor for each task, which each shard job's grading looks up
-        first, count = None, 0
-        for record in records:
-            try:
-                pipeline.check_inputs(record.group)
-            except EstimatorInputError as exc:
-                count += 1
-                first = first or str(exc)
-        if count:
-            skipped[label] = f"skipped: {count} of {len(records)} group(s) lack its inputs. First: {first}"
-    return skipped
+def _input_problem(pipeline: EstimationPipeline, records: Sequence[GroupRecord]) -> tuple[int, str] | None:
+    """How many of ``records`` lack the pipeline's required inputs, and the first problem; None if none do."""
+    if pipeline.requires <= {ANSWERS}:
+        return None  # answers need only an extractor for each task, which grading looks up
+    first, count = None, 0
+    for record in records:
+        try:
+            pipeline.check_inputs(record.group)
+        except EstimatorInputError as exc:
+            count += 1
+            first = first or str(exc)
+    return (count, first) if count else None
 
 
 def run_bench(
@@ -472,12 +558,16 @@ def run_bench(
 
 def _run(plan, data, executor, shard_size, output, resume, on_progress, registry, wall) -> Outcome:
     context = ShardContext(plan, registry) if registry is not None else _context_for(plan)
-    records = data.records
-    validating = time.perf_counter()
-    skipped = input_problems(context, records)
-    validation = time.perf_counter() - validating
-    active = [label for label in plan.labels if label not in skipped]
-    shards = [records[i : i + shard_size] for i in range(0, len(records), shard_size)]
+    executor = executor or LocalExecutor(context)
+    load = 0.0
+    if not data.loaded and not (getattr(executor, "loads_slices", False) and data.source is not None):
+        # reading the data is any tool's cost, not the harness's: timed apart, outside the overhead
+        loading = time.perf_counter()
+        data.records
+        load = time.perf_counter() - loading
+    count = len(data)
+    bounds = [(i, min(i + shard_size, count)) for i in range(0, count, shard_size)]
+    labels = plan.labels
 
     io_start = time.perf_counter()
     if output is not None:
@@ -490,51 +580,55 @@ def _run(plan, data, executor, shard_size, output, resume, on_progress, registry
             raise UserError("--resume needs --output: the unfinished run's results are kept next to its output file.")
         journal = MemoryJournal()
     io = time.perf_counter() - io_start
-    executor = executor or LocalExecutor(context)
+    records = data.records if data.loaded else None
     jobs = []
-    for index, shard in enumerate(shards):
-        pending = [label for label in active if (label, index) not in journal.done]
+    for index, (start, stop) in enumerate(bounds):
+        pending = [label for label in labels if (label, index) not in journal.done]
         if pending:
-            jobs.append((index, shard, pending))
+            jobs.append(ShardJob(index, start, stop, pending, records and records[start:stop], data.source))
         elif on_progress:
-            on_progress(len(shard))
-    reused = len(shards) - len(jobs)
+            on_progress(stop - start)
+    reused = len(bounds) - len(jobs)
     computed = 0.0  # estimator, grading and scoring seconds of the shards computed by this run
+    validation = 0.0
     try:
         for shard_result in executor.run(plan, jobs):
             computed += shard_result["shared_seconds"] + sum(
                 r["seconds"] + r["scoring_seconds"] for r in shard_result["estimators"].values()
             )
+            validation += shard_result["validation_seconds"]
+            load += shard_result.pop("load_seconds", 0.0)
             io_start = time.perf_counter()
             journal.add(shard_result)
             io += time.perf_counter() - io_start
             if on_progress:
                 on_progress(shard_result["groups"])
     except KeyboardInterrupt:
-        raise BenchInterrupted(_interrupted_message(journal, len(shards) * len(active), "Interrupted")) from None
+        raise BenchInterrupted(_interrupted_message(journal, len(bounds) * len(labels), "Interrupted")) from None
     except UserError:
         raise
     except Exception as exc:
         if type(exc).__name__ in {"BrokenProcessPool", "RayTaskError", "WorkerCrashedError", "RayActorError"}:
             raise BenchInterrupted(
-                _interrupted_message(journal, len(shards) * len(active), f"A worker died ({type(exc).__name__})")
+                _interrupted_message(journal, len(bounds) * len(labels), f"A worker died ({type(exc).__name__})")
             ) from None
         raise
     finally:
         executor.close()
         journal.close()
     assembling = time.perf_counter()
-    outcome = assemble(plan, context, data, journal, len(shards), skipped)
+    outcome = assemble(plan, context, data, journal, len(bounds))
     assembled = time.perf_counter()
     scoring = sum(r["scoring_seconds"] for r in journal.done.values()) + assembled - assembling
     elapsed = assembled - wall
     outcome.results["harness"].update(
         {"metrics_seconds": scoring,
          # dispatch, validation and I/O of this run; only defined in-process, where nothing runs in parallel
-         "overhead_seconds": elapsed - computed - (assembled - assembling) if isinstance(executor, LocalExecutor) else None,
+         "overhead_seconds": elapsed - load - computed - (assembled - assembling) if isinstance(executor, LocalExecutor) else None,
          "validation_seconds": validation,
          "journal_seconds": io,
-         "shard_size": shard_size, "shards": len(shards), "shards_reused": reused,
+         "load_seconds": load,
+         "shard_size": shard_size, "shards": len(bounds), "shards_reused": reused,
          "executor": getattr(executor, "description", type(executor).__name__),
          "elapsed_seconds": elapsed}
     )
@@ -550,13 +644,24 @@ def _interrupted_message(journal: Journal, total: int, what: str) -> str:
     return f"{what} after {len(journal.done)} of {total} estimator x shard results; {where}."
 
 
-def assemble(
-    plan: BenchPlan, context: ShardContext, data: DataSet, journal: Journal, num_shards: int, skipped: dict[str, str]
-) -> Outcome:
+def _skip_reasons(labels: Sequence[str], journal: Journal, num_shards: int, groups: int) -> dict[str, str]:
+    """Estimators that some groups lack the inputs of, with how many groups and the first problem."""
+    skipped = {}
+    for label in labels:
+        parts = [journal.done[(label, i)] for i in range(num_shards)]
+        count = sum(p.get("missing_inputs", 0) for p in parts)
+        if count:
+            first = next(p["first_missing"] for p in parts if p.get("missing_inputs"))
+            skipped[label] = f"skipped: {count} of {groups} group(s) lack its inputs. First: {first}"
+    return skipped
+
+
+def assemble(plan: BenchPlan, context: ShardContext, data: DataSet, journal: Journal, num_shards: int) -> Outcome:
     """The CONTRACT.md result JSON, built in shard order so every execution path gives the same numbers."""
-    groups = len(data.records)
-    rollouts = sum(len(r.group.rollouts) for r in data.records)
+    groups = len(data)
+    rollouts = sum(journal.shard_info[i]["rollouts"] for i in range(num_shards))
     shared = sum(journal.shard_info[i]["shared_seconds"] for i in range(num_shards) if i in journal.shard_info)
+    skipped = _skip_reasons(plan.labels, journal, num_shards, groups)
     entries, details = [], {}
     for spec in plan.specs:
         label = spec.label or spec.name

@@ -2,8 +2,11 @@
 
 Workers never receive the parent's objects: each rebuilds the plugin set from the plan's
 :class:`~ttrl.harness.runner.PluginRecipe` (built-ins, installed entry points, ``--plugin`` modules),
-so a worker sees exactly the estimators the parent resolved. Results come back per shard and the
-parent assembles them in shard order, which is why every executor gives the same numbers.
+so a worker sees exactly the estimators the parent resolved. Nor do they receive the groups when the
+data set can describe a shard (a :class:`~ttrl.harness.runner.GroupSlice`: the simulation settings
+and a group range, or a file's byte range): each worker simulates or reads its own shards, so the
+parent neither builds nor pickles them. Results come back per shard and the parent assembles them
+in shard order, which is why every executor gives the same numbers.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ class ProcessExecutor:
         self.description = f"{workers} local processes"
         self.pool: ProcessPoolExecutor | None = None
 
+    #: workers on this machine can read the data file and simulate: jobs carry slices, not groups
+    loads_slices = True
+
     def run(self, plan: BenchPlan, jobs):
         # spawn, not fork: a worker must rebuild plugins from the recipe exactly as a Ray worker does
         self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
@@ -34,8 +40,8 @@ class ProcessExecutor:
         queue.reverse()
         while queue or pending:
             while queue and len(pending) < 2 * self.workers:
-                index, records, labels = queue.pop()
-                pending.add(self.pool.submit(run_shard_job, plan, index, records, labels))
+                job = queue.pop()
+                pending.add(self.pool.submit(run_shard_job, plan, job.index, job.payload(), job.labels))
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
@@ -64,6 +70,9 @@ class RayExecutor:
         self.started = False
         self.description = f"Ray ({address or 'local'})"
 
+    #: simulated shards are built on the nodes; a file's groups are sent (nodes may not have the file)
+    loads_slices = True
+
     def run(self, plan: BenchPlan, jobs):
         ray = self.ray
         if not ray.is_initialized():
@@ -79,8 +88,8 @@ class RayExecutor:
         queue.reverse()
         while queue or pending:
             while queue and len(pending) < self.max_in_flight:
-                index, records, labels = queue.pop()
-                pending.append(task.remote(plan_ref, index, records, labels))
+                job = queue.pop()
+                pending.append(task.remote(plan_ref, job.index, job.payload(anywhere=True), job.labels))
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
                 yield ray.get(ref)

@@ -84,13 +84,15 @@ def _answer_text(answer: str | None, rng: np.random.Generator) -> str:
     return "Let me work through it. " * steps + f"So the answer is $\\boxed{{{answer}}}$."
 
 
-def simulate(settings: SimulationSettings) -> list[GroupRecord]:
-    """Generate ``settings.groups`` groups of ``settings.rollouts`` rollouts (see the module docstring)."""
+def simulate(settings: SimulationSettings, start: int = 0, stop: int | None = None) -> list[GroupRecord]:
+    """Generate groups ``start`` to ``stop`` (default: all ``settings.groups``) of ``settings.rollouts``
+    rollouts (see the module docstring). A range is exactly that slice of the whole set, which is how
+    a bench worker simulates its own shard."""
     s = settings
     a = s.accuracy * s.accuracy_concentration
     b = (1.0 - s.accuracy) * s.accuracy_concentration
     records = []
-    for gi in range(s.groups):
+    for gi in range(start, s.groups if stop is None else min(stop, s.groups)):
         # one stream per group: the first k groups do not depend on `groups`, and a sweep changes
         # one knob while every group keeps its own random numbers
         rng = np.random.default_rng((s.seed, gi))
