@@ -25,7 +25,6 @@ import torch
 
 from ttrl.core.data import STAT_FIELDS, TOKEN_FIELDS, Rollout
 from ttrl.core.estimation import EstimationPipeline
-from ttrl.core.registry import ANSWERS
 from ttrl.token_stats import token_statistics
 
 from .group_rewards import BatchItem, BatchRewards, estimate_batch, group_summary

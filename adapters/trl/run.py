@@ -8,11 +8,11 @@ problems before and after training.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -251,8 +251,6 @@ def train(run: PreparedRun) -> dict[str, Any]:
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     if settings.save_model:
         trainer.save_model(str(out_dir / "model"))
-    summary["trainer"] = trainer
-    summary["reward"] = reward
     return summary
 
 
@@ -283,8 +281,6 @@ def launch(config: RunConfig, *, config_path: Path, dry_run: bool, registry: Reg
     registry = registry or default_plugins().registry
     run = prepare(config, registry, config_path=Path(config_path), trl_version=installed_trl_version())
     from trl import GRPOConfig
-
-    import dataclasses
 
     extra = {k: v for k, v in run.grpo_kwargs.items() if k in run.settings.grpo_args}
     check_grpo_fields(extra, {f.name for f in dataclasses.fields(GRPOConfig)}, config)
