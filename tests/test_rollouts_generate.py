@@ -154,7 +154,8 @@ def test_cli_generates_from_a_gsm8k_style_file(tmp_path, backend):
     data.write_text(json.dumps({"question": "Tom has 2 cats and 1 dog. How many pets?", "answer": "2+1=3\n#### 3"}) + "\n")
     out = tmp_path / "out.jsonl"
     result = CliRunner().invoke(cli, ["rollouts", "generate", "--data", str(data), "-n", "2", "--max-new-tokens", "4",
-                                      "--temperature", "0.7", "--response-prefix", "There are", "--output", str(out), "--quiet"])
+                                      "--temperature", "0.7", "--response-prefix", "There are", "--output", str(out), "--quiet",
+                                      "--threads", "1"])
     assert result.exit_code == 0, result.output
     record = read_rollout_file(out, strict=True).records[0]
     assert record.reference == "3" and record.group.task == "number" and len(record.group.rollouts) == 2
@@ -162,6 +163,10 @@ def test_cli_generates_from_a_gsm8k_style_file(tmp_path, backend):
     # The prefix is part of each response's text, and recorded so that a resume must match it.
     assert all(r.text.startswith("There are") for r in record.group.rollouts)
     assert record.group.meta["response_prefix"] == "There are"
+
+    # Resuming with other settings is refused before any model is loaded.
+    again = CliRunner().invoke(cli, ["rollouts", "generate", "--data", str(data), "-n", "3", "--output", str(out)])
+    assert again.exit_code != 0 and "generated with n=2, but this run has n=3" in str(again.exception)
 
 
 def _run_cli(args):

@@ -157,6 +157,21 @@ def existing_ids(path: Path, meta: dict[str, Any]) -> set[str]:
     return ids
 
 
+def settings_meta(settings: GenerationSettings) -> dict[str, Any]:
+    """The sampling settings recorded in every output line's ``meta`` (and compared on resume)."""
+    return {
+        "model": settings.model,
+        "n": settings.n,
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "max_new_tokens": settings.max_new_tokens,
+        "seed": settings.seed,
+        "instruction": settings.instruction,
+        "chat_template": settings.chat_template,
+        **({"response_prefix": settings.response_prefix} if settings.response_prefix else {}),
+    }
+
+
 def run_generation(
     prompts: list[PromptItem],
     settings: GenerationSettings,
@@ -172,15 +187,7 @@ def run_generation(
     """
     settings.validate()
     meta = {
-        "model": settings.model,
-        "n": settings.n,
-        "temperature": settings.temperature,
-        "top_p": settings.top_p,
-        "max_new_tokens": settings.max_new_tokens,
-        "seed": settings.seed,
-        "instruction": settings.instruction,
-        "chat_template": settings.chat_template,
-        **({"response_prefix": settings.response_prefix} if settings.response_prefix else {}),
+        **settings_meta(settings),
         **backend.describe(),
         "stats_source": backend.stats_source if hasattr(backend, "stats_source") else "logits",
         "stats_temperature": settings.temperature if settings.temperature > 0 else 1.0,
