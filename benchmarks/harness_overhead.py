@@ -24,7 +24,6 @@ own shards), so the comparison includes producing the data. Worker start-up is m
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -33,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ttrl.cli.bench import _write_json
 from ttrl.core.config import ComponentSpec, RunConfig
 from ttrl.harness.builtin import simulated_dataset
 from ttrl.harness.runner import DEFAULT_SHARD_SIZE, BenchPlan, PluginRecipe, _context_for, journal_path, run_bench
@@ -82,7 +82,7 @@ def split(plan, data, shard_size: int, repeats: int, work: Path) -> list[tuple[f
         start = time.perf_counter()
         outcome = run_bench(plan, data, shard_size=shard_size, output=out)
         written = time.perf_counter()
-        out.write_text(json.dumps(outcome.results, indent=2, allow_nan=False) + "\n")
+        _write_json(out, outcome.results)  # as `ttrl bench --output` writes it
         journal_path(out).unlink()
         end = time.perf_counter()
         h = outcome.results["harness"]

@@ -281,3 +281,22 @@ def test_packed_columns_round_trip_exactly_and_journal_lines_are_plain_json():
     assert json.loads(journal_line(item)) == item
     item["estimators"]["x"]["errors"] = []
     assert json.loads(journal_line(item)) == item and journal_line(item).endswith("}\n")
+
+
+def test_inputs_are_checked_per_shard_and_one_missing_group_skips_the_estimator(tmp_path):
+    from ttrl.harness.builtin import file_dataset
+    from ttrl.harness.runner import PluginRecipe, without_run_facts
+
+    path = tmp_path / "mixed.jsonl"
+    lines = [group("a", ["1", "1", "2"], "1", [0.1, 0.2, 0.3]), group("b", ["3", "4"], "3"), group("c", ["5", "5"], "5", [0.1, 0.2])]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    data, _ = file_dataset(path)
+    plan = BenchPlan(specs=(ComponentSpec(name="majority_vote", label="mv"), ComponentSpec(name="entropy", label="entropy")),
+                     config=RunConfig().model_dump(), recipe=PluginRecipe(entry_points=False))
+    one_group_shards = run_bench(plan, data, shard_size=1).results
+    mv, entropy = one_group_shards["estimators"]
+    # entropy ran on the shards of groups a and c, but group b lacks its inputs: the estimator is skipped
+    assert entropy["skipped"].startswith("skipped: 1 of 3 group(s) lack its inputs") and "group 'b'" in entropy["skipped"]
+    assert entropy["metrics"]["pairwise_accuracy"] is None
+    assert mv["metrics"]["label_accuracy"] == 1.0 and one_group_shards["data"]["rollouts"] == 7
+    assert without_run_facts(run_bench(plan, data, shard_size=10).results) == without_run_facts(one_group_shards)
