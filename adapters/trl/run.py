@@ -261,13 +261,13 @@ def _nanmean(values: list[float]) -> float | None:
 
 def print_summary(summary: dict[str, Any], out_dir: str) -> None:
     _say("")
-    _say("step  reward*  label_acc  reward_acc  majority_ratio   (*estimator's mean over all rollouts)")
+    _say("step  reward*  label_acc  reward_acc  majority_ratio  pairwise_acc   (*estimator's mean over all rollouts)")
     for s in summary["steps"]:
         m = s["metrics"]
         fmt = lambda v: "   -  " if v is None else f"{v:6.3f}"  # noqa: E731
         _say(
             f"{s['step']:>4}  {fmt(s['estimator_reward_mean'])}   {fmt(m.get('label_accuracy'))}     "
-            f"{fmt(m.get('reward_accuracy'))}      {fmt(m.get('majority_ratio'))}"
+            f"{fmt(m.get('reward_accuracy'))}      {fmt(m.get('majority_ratio'))}       {fmt(m.get('pairwise_accuracy'))}"
         )
     p = summary["pass_at_1"]
     if p["before"] is not None:
