@@ -123,7 +123,9 @@ def file_dataset(path: Path, *, strict: bool = False, note: str | None = None):
     stat = stat or path.stat()
     identity = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     source = FileSource(path, read.records, stat.st_size, stat.st_mtime_ns) if read.records else None
-    return DataSet(records=read.records, path=str(path), identity=identity, note=note, source=source), read.errors
+    data = DataSet(records=read.records, path=str(path), identity=identity, note=note, source=source,
+                   rollouts=read.num_rollouts)
+    return data, read.errors
 
 
 def simulated_dataset(settings: SimulationSettings, note: str | None = None) -> DataSet:
@@ -134,7 +136,7 @@ def simulated_dataset(settings: SimulationSettings, note: str | None = None) -> 
     shown = ",".join([f"groups={settings.groups}", f"rollouts={settings.rollouts}", f"seed={settings.seed}",
                       *(f"{k}={v}" for k, v in changed.items())])
     return DataSet(path=f"simulation:{shown}", identity=f"simulation:{knobs}", note=note,
-                   source=SimulationSource(settings))
+                   source=SimulationSource(settings), rollouts=settings.groups * settings.rollouts)
 
 
 def builtin_dataset(path: Path = BUILTIN_ROLLOUTS):

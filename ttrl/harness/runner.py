@@ -159,7 +159,6 @@ class ShardContext:
                                   "errors": [], "missing_inputs": count, "first_missing": first}
             else:
                 results[label] = self._run_estimator(self.pipelines[label], records, classes, truths)
-        rollouts = sum(len(c.class_ids) for c in classes)  # one class id per rollout
         start = time.perf_counter()
         truth_columns = {}
         for result in results.values():
@@ -171,7 +170,6 @@ class ShardContext:
         return {
             "shard": index,
             "groups": len(records),
-            "rollouts": rollouts,
             "shared_seconds": shared,
             "validation_seconds": validation,
             "truth": truth_columns,
@@ -463,10 +461,11 @@ class DataSet:
     """
 
     def __init__(self, records: list[GroupRecord] | None = None, path: str = "", identity: str = "",
-                 note: str | None = None, source: Any = None):
+                 note: str | None = None, source: Any = None, rollouts: int | None = None):
         if records is None and source is None:
             raise ValueError("a DataSet needs records or a source")
         self._records = records
+        self._rollouts = rollouts  # known to whoever read or simulated the groups; else counted when needed
         self.path = path
         self.identity = identity  # what the resume fingerprint uses: file size and mtime, or simulation settings
         self.note = note  # said plainly in the output (e.g. "built-in simulation set")
@@ -484,6 +483,12 @@ class DataSet:
 
     def __len__(self) -> int:
         return len(self._records) if self._records is not None else self.source.groups
+
+    @property
+    def rollouts(self) -> int:
+        if self._rollouts is None:
+            self._rollouts = sum(len(r.group.rollouts) for r in self.records)
+        return self._rollouts
 
 
 @dataclass
@@ -659,7 +664,7 @@ def _skip_reasons(labels: Sequence[str], journal: Journal, num_shards: int, grou
 def assemble(plan: BenchPlan, context: ShardContext, data: DataSet, journal: Journal, num_shards: int) -> Outcome:
     """The CONTRACT.md result JSON, built in shard order so every execution path gives the same numbers."""
     groups = len(data)
-    rollouts = sum(journal.shard_info[i]["rollouts"] for i in range(num_shards))
+    rollouts = data.rollouts
     shared = sum(journal.shard_info[i]["shared_seconds"] for i in range(num_shards) if i in journal.shard_info)
     skipped = _skip_reasons(plan.labels, journal, num_shards, groups)
     entries, details = [], {}
