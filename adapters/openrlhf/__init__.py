@@ -9,7 +9,6 @@ per prompt group. Layout:
 - :mod:`.binding` — the patches applied inside OpenRLHF's Ray actors.
 - :mod:`.launch` — the launcher process around OpenRLHF's own entry point.
 - :mod:`.reward_file` — generated ``--reward.remote_url`` files (ground-truth grader; per-sample path).
-- :mod:`.stats` — entropy and self-certainty from logits.
 
 User documentation: docs/openrlhf.md.
 """

@@ -17,7 +17,7 @@ Patched, for OpenRLHF 0.11.x only (checked before launch):
   ``[-1, n_train]`` groups for ``group_norm``.
 - ``BaseModelActor.ttrl_token_stats``: a new method reached through OpenRLHF's own ``execute_batch``;
   the actor's forward (logits already divided by the rollout temperature) plus full-vocabulary entropy
-  and self-certainty from :mod:`.stats`. It costs one extra no-grad actor forward over all ``n_votes``
+  and self-certainty from :mod:`ttrl.token_stats` (exact, chunked, float32). It costs one extra no-grad actor forward over all ``n_votes``
   responses, and runs only for estimators that need token statistics.
 - ``ppo_trainer.prepare_datasets``: the learning-rate schedule's step count assumes every generated
   response is trained on; it is scaled by ``n_train / n_votes``.
@@ -172,7 +172,7 @@ def actor_token_stats(self, sequences, action_mask=None, attention_mask=None, **
     """On a policy actor: log-probs, entropy and self-certainty of the response tokens, zero-padded."""
     import torch
 
-    from .stats import token_stats_from_logits
+    from ttrl.token_stats import token_statistics
 
     device = torch.cuda.current_device() if torch.cuda.is_available() else next(self.actor.parameters()).device
     self.actor.eval()
@@ -186,7 +186,8 @@ def actor_token_stats(self, sequences, action_mask=None, attention_mask=None, **
         )
         # logits at position t predict token t+1: drop the last, keep the response's positions
         logits = output["logits"][:, :-1][:, -action_mask.shape[1] :]
-        entropy, certainty = token_stats_from_logits(logits)
+        stats = token_statistics(logits)
+        entropy, certainty = stats.entropy, stats.self_certainty
         del output, logits
     self.actor.train()
     mask = action_mask.to(device).float()
