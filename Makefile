@@ -30,10 +30,9 @@ $(VENV)/.stamp-dev: pyproject.toml Makefile | $(BIN)/python
 venv: $(VENV)/.stamp-demo
 dev-venv: $(VENV)/.stamp-dev
 
+# The main job: every built-in estimator on the built-in set of real SmolLM2-135M rollouts.
 demo: $(VENV)/.stamp-demo
-	$(BIN)/ttrl estimators
-	$(BIN)/ttrl estimate --data examples/rollouts/tiny.jsonl --estimator majority_vote --output /tmp/ttrl-demo-estimates.jsonl
-	head -n 3 /tmp/ttrl-demo-estimates.jsonl
+	$(BIN)/ttrl bench --estimators majority_vote,dare,entropy,self_certainty --output demo-results.json --report demo-report
 
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
