@@ -41,7 +41,14 @@ WORKER = textwrap.dedent(
         prompts=[q for _, q, _ in mine], completions=[c for _, _, c in mine], completion_ids=[[1]] * len(mine),
         group_id=[g for g, _, _ in mine], task=["math"] * len(mine), reference=[None] * len(mine),
     )
-    print("RESULT", state.process_index, json.dumps(rewards), flush=True)
+    # one file per rank: the two ranks' stdout share one pipe and their lines can interleave
+    with open(f"{sys.argv[2]}/rank{state.process_index}.json", "w") as out:
+        json.dump(rewards, out)
+    # Tear down like a trainer does: rank 0 hosts the rendezvous store, and exiting while the other
+    # rank still talks to it aborts that process ("terminate called without an active exception").
+    import torch.distributed as dist
+    state.wait_for_everyone()
+    dist.destroy_process_group()
     """
 )
 
@@ -65,12 +72,9 @@ def test_groups_split_across_two_processes_are_voted_on_whole(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(worker), json.dumps(BATCH),
+        "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(worker), json.dumps(BATCH), str(tmp_path),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = dict(
-        (int(rank), json.loads(rewards))
-        for _, rank, rewards in (line.split(" ", 2) for line in done.stdout.splitlines() if line.startswith("RESULT"))
-    )
+    results = {rank: json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)}
     assert results[0] + results[1] == [1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0]
