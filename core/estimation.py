@@ -20,6 +20,7 @@ from .answers import AnswerEngine
 from .config import ComponentSpec, Locator, RunConfig
 from .data import STAT_FIELDS, TOKEN_FIELDS, AnswerClasses, Estimate, RolloutGroup
 from .errors import EstimatorFailure, EstimatorInputError, OptionError
+from .metrics import GroupScore, evaluate_group, grade_group
 from .registry import ANSWERS, ComponentTable, EstimatorInfo, Registry
 
 HOW_TO_GET_STATS = (
@@ -197,6 +198,21 @@ class EstimationPipeline:
         for shaper in self.shapers:
             estimate = self._call(shaper, group, lambda r, e=estimate: r.info.function(group, e, r.options))
         return estimate
+
+    def run_and_score(self, group: RolloutGroup, reference: str | None = None) -> tuple[Estimate, GroupScore | None]:
+        """Estimate one group and, when its reference is known, score the estimate (trainers' logging).
+
+        The answer classes are computed once and serve both the estimator and the grading, also for
+        estimators that need no answers; they are left on ``group.classes``. The reference never
+        reaches the estimator.
+        """
+        if group.classes is None and (self.needs_answers or reference is not None):
+            group.classes = self.classify(group)
+        estimate = self.run(group)
+        if reference is None or group.classes is None:
+            return estimate, None
+        truth = grade_group(self.engine, group.classes, reference, self.engine.task_of(group))
+        return estimate, evaluate_group(self.engine, group.classes, truth, estimate.rewards, estimate.label)
 
     @staticmethod
     def _call(component: Resolved, group: RolloutGroup, invoke) -> Estimate:

@@ -23,7 +23,7 @@ from ttrl.core.config import ComponentSpec, RunConfig
 from ttrl.core.data import STAT_FIELDS, TOKEN_FIELDS, Rollout, RolloutGroup
 from ttrl.core.errors import EstimatorFailure, OptionError
 from ttrl.core.estimation import EstimationPipeline
-from ttrl.core.metrics import MetricsAccumulator, evaluate_group, grade_group
+from ttrl.core.metrics import MetricsAccumulator
 from ttrl.core.registry import ANSWERS, Registry
 
 logger = logging.getLogger(__name__)
@@ -135,10 +135,9 @@ class GroupEstimator:
             raise ValueError(f"group {group_id!r} has {len(texts)} responses, expected n_votes={self.n_votes}")
         group = self.build_group(group_id, prompt, texts, token_stats)
         self.pipeline.check_inputs(group)
-        classes = self.pipeline.classify(group) if self.pipeline.needs_answers or reference is not None else None
         self.groups += 1
         try:
-            estimate = self.pipeline.run(group, classes)
+            estimate, score = self.pipeline.run_and_score(group, reference)
         except EstimatorFailure as exc:
             logger.warning("%s; its responses get reward 0", exc)
             self.failed_groups += 1
@@ -151,10 +150,8 @@ class GroupEstimator:
                 self.pipeline.estimator.name, group_id,
                 f"train_indices must be {self.n_train} distinct indices below {self.n_votes}, got {train}",
             )
-        if reference is not None and classes is not None:
-            task = self.pipeline.engine.task_of(group)
-            truth = grade_group(self.pipeline.engine, classes, reference, task)
-            self.metrics.add(evaluate_group(self.pipeline.engine, classes, truth, estimate.rewards, estimate.label))
+        if score is not None:
+            self.metrics.add(score)
         return GroupResult(list(estimate.rewards), sorted(train), estimate.label, False, dict(estimate.diagnostics))
 
     def step_metrics(self) -> dict[str, float]:

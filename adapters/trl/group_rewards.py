@@ -22,7 +22,7 @@ from typing import Any
 from ttrl.core.data import Estimate, Rollout, RolloutGroup
 from ttrl.core.errors import EstimatorFailure, EstimatorInputError, UserError
 from ttrl.core.estimation import EstimationPipeline
-from ttrl.core.metrics import MetricsAccumulator, evaluate_group, grade_group
+from ttrl.core.metrics import MetricsAccumulator
 
 
 class GroupLayoutError(UserError):
@@ -120,11 +120,7 @@ def estimate_batch(
         group = RolloutGroup(id=first.group_id, prompt=first.prompt, rollouts=[it.rollout for it in block], task=first.task)
         try:
             pipeline.check_inputs(group)
-            # metrics need answer classes even when the estimator itself does not
-            if pipeline.needs_answers or first.reference is not None:
-                group.classes = pipeline.classify(group)
-            classes = group.classes
-            estimate = pipeline.run(group, classes)
+            estimate, score = pipeline.run_and_score(group, first.reference)
             keep = trained_positions(estimate, group.id, pipeline.estimator.name, len(block), n_train)
         except (EstimatorInputError, EstimatorFailure) as exc:
             # one bad group (an empty completion has no mean entropy; an estimator bug on odd input) must
@@ -138,10 +134,8 @@ def estimate_batch(
         estimator_rewards.extend(estimate.rewards)
         trainer_rewards.extend(r if i in keep else None for i, r in enumerate(estimate.rewards))
         results.append(GroupResult(group, estimate, first.reference))
-        if first.reference is not None and classes is not None:
-            task = pipeline.engine.task_of(group)
-            truth = grade_group(pipeline.engine, classes, first.reference, task)
-            accumulator.add(evaluate_group(pipeline.engine, classes, truth, estimate.rewards, estimate.label))
+        if score is not None:
+            accumulator.add(score)
     metrics = accumulator.result() if accumulator.scores else {}
     return BatchRewards(trainer_rewards, estimator_rewards, results, metrics, failures)
 
