@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ttrl.cli.bench import _write_json
+from ttrl.core.rollout_files import write_json_file as _write_json
 from ttrl.core.config import ComponentSpec, RunConfig
 from ttrl.harness.builtin import simulated_dataset
 from ttrl.harness.runner import DEFAULT_SHARD_SIZE, BenchPlan, PluginRecipe, _context_for, journal_path, run_bench

@@ -7,7 +7,6 @@ for a model's.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 
 from ttrl.core.data import GroupRecord
 from ttrl.core.errors import DataFileError
-from ttrl.core.rollout_files import parse_group_line, read_rollout_file
+from ttrl.core.rollout_files import parse_raw_line, read_rollout_file
 
 from .runner import DataSet, GroupSlice
 from .simulate import SimulationSettings, simulate
@@ -78,7 +77,7 @@ class FileSlice(GroupSlice):
         raws = chunk.split(b"\n")
         first = self.lines[0]
         # the same parse as read_rollout_file; these lines were good then and the file is unchanged
-        return [parse_group_line(json.loads(raws[n - first]), source=f"{self.path}:{n}") for n in self.lines]
+        return [parse_raw_line(raws[n - first], n, f"{self.path}:{n}") for n in self.lines]
 
 
 class FileSource:
@@ -125,6 +124,7 @@ def file_dataset(path: Path, *, strict: bool = False, note: str | None = None):
     source = FileSource(path, read.records, stat.st_size, stat.st_mtime_ns) if read.records else None
     data = DataSet(records=read.records, path=str(path), identity=identity, note=note, source=source,
                    rollouts=read.num_rollouts)
+    data.empty = read.empty  # groups without rollouts: left out of every metric, reported by the CLI
     return data, read.errors
 
 
@@ -141,12 +141,13 @@ def simulated_dataset(settings: SimulationSettings, note: str | None = None) -> 
 
 def builtin_dataset(path: Path = BUILTIN_ROLLOUTS):
     """The shipped real rollouts when present, otherwise the seeded simulation set (with a note saying so)."""
-    if path.exists():
-        data, errors = file_dataset(path, note=f"built-in rollout set ({path.name}, shipped with ttrl)")
-        if len(data):
-            return data, errors
+    if path.exists() and path.stat().st_size:
+        try:
+            return file_dataset(path, note=f"built-in rollout set ({path.name}, shipped with ttrl)")
+        except DataFileError:
+            pass  # no usable group: the simulation below, said plainly
     s = FALLBACK_SIMULATION
-    why = "is empty" if path.exists() else "is absent"
+    why = ("is empty" if not path.stat().st_size else "has no usable group") if path.exists() else "is absent"
     note = (
         f"No real rollouts ship with this ttrl build ({path.name} {why}): running on the built-in "
         f"SIMULATION set ({s.groups} groups x {s.rollouts} rollouts, seed {s.seed}). Its numbers describe "

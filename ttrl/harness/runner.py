@@ -29,7 +29,7 @@ import numpy as np
 
 from ttrl.core.answers import AnswerEngine
 from ttrl.core.config import ComponentSpec, RunConfig
-from ttrl.core.errors import EstimatorFailure, EstimatorInputError, OptionError, UnknownNameError, UserError
+from ttrl.core.errors import EstimatorFailure, EstimatorInputError, Interrupted, OptionError, UnknownNameError, UserError
 from ttrl.core.estimation import EstimationPipeline, resolve
 from ttrl.core.metrics import GroupScore, MetricsAccumulator, grade_group, label_support, score_group
 from ttrl.core.plugins import PluginSet, load_plugins
@@ -48,10 +48,8 @@ _OPTIONAL_SCORES = frozenset({"label_accuracy", "reward_accuracy", "majority_rat
 _TRUTH_SCORES = ("ground_truth_ratio", "pass_at_n", "pair_count")
 
 
-class BenchInterrupted(UserError):
+class BenchInterrupted(Interrupted):
     """Ctrl-C or a dead worker: finished results are in the journal, ``--resume`` completes the run."""
-
-    exit_code = 130
 
 
 @dataclass(frozen=True)
@@ -123,7 +121,8 @@ class ShardContext:
             self.pipelines[spec.label or spec.name] = EstimationPipeline(resolved, self.engine, shapers)
         self.keep_details = plan.keep_details
 
-    def run_shard(self, index: int, records: Sequence[GroupRecord], labels: Sequence[str]) -> dict[str, Any]:
+    def run_shard(self, index: int, records: Sequence[GroupRecord], labels: Sequence[str],
+                  on_group: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Grade the shard's groups once, then run and score each estimator in ``labels``.
 
         An estimator whose required inputs some of the shard's groups lack does not run on the shard;
@@ -150,6 +149,8 @@ class ShardContext:
                 raise UnknownNameError(f"{record.source or group.id} (group {group.id!r}, task {group.task!r}): {exc}") from None
             classes.append(c)
             truths.append(None if record.reference is None else grade_group(engine, c, record.reference, engine.task_of(group)))
+            if on_group is not None:  # grading is most of a shard's time: progress moves within the shard
+                on_group(1)
         shared = time.perf_counter() - start
         results = {}
         for label in labels:
@@ -307,8 +308,11 @@ class LocalExecutor:
 
     description = "1 process"
 
-    def __init__(self, context: ShardContext | None = None):
+    def __init__(self, context: ShardContext | None = None, on_group: Callable[[int], None] | None = None):
         self.context = context
+        self.on_group = on_group
+        #: whether progress is reported per group as shards run (else per finished shard)
+        self.reports_groups = on_group is not None
 
     #: the groups are already in this process: jobs carry them, nothing is loaded again
     loads_slices = False
@@ -316,7 +320,7 @@ class LocalExecutor:
     def run(self, plan: BenchPlan, jobs):
         context = self.context or _context_for(plan)
         for job in jobs:
-            yield context.run_shard(job.index, job.records, job.labels)
+            yield context.run_shard(job.index, job.records, job.labels, on_group=self.on_group)
 
     def close(self) -> None:
         pass
@@ -563,7 +567,7 @@ def run_bench(
 
 def _run(plan, data, executor, shard_size, output, resume, on_progress, registry, wall) -> Outcome:
     context = ShardContext(plan, registry) if registry is not None else _context_for(plan)
-    executor = executor or LocalExecutor(context)
+    executor = executor or LocalExecutor(context, on_group=on_progress)
     load = 0.0
     if not data.loaded and not (getattr(executor, "loads_slices", False) and data.source is not None):
         # reading the data is any tool's cost, not the harness's: timed apart, outside the overhead
@@ -606,7 +610,7 @@ def _run(plan, data, executor, shard_size, output, resume, on_progress, registry
             io_start = time.perf_counter()
             journal.add(shard_result)
             io += time.perf_counter() - io_start
-            if on_progress:
+            if on_progress and not getattr(executor, "reports_groups", False):
                 on_progress(shard_result["groups"])
     except KeyboardInterrupt:
         raise BenchInterrupted(_interrupted_message(journal, len(bounds) * len(labels), "Interrupted")) from None
