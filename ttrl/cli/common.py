@@ -118,11 +118,11 @@ class ProgressBar:
     ``delay`` seconds: short work stays quiet. ``advance(n, **fields)`` moves it; use as a context."""
 
     def __init__(self, total: int, unit: str, description: str, *, delay: float = 0.5,
-                 extra: str = "", fields: dict[str, Any] | None = None):
+                 extra: str = "", fields: dict[str, Any] | None = None, quiet: bool = False):
         from rich.console import Console
 
         self.console = Console(stderr=True)
-        self.enabled = self.console.is_terminal and total > 0
+        self.enabled = self.console.is_terminal and total > 0 and not quiet
         self.total, self.unit, self.description, self.delay = total, unit, description, delay
         self.extra, self.fields = extra, dict(fields or {})
         self.done = 0
@@ -154,6 +154,8 @@ class ProgressBar:
 
     def __enter__(self) -> ProgressBar:
         self._started_at = time.monotonic()
+        if self.enabled and self.delay <= 0:
+            self._start()
         return self
 
     def __exit__(self, *exc) -> None:
