@@ -23,10 +23,10 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, FiniteFloat, StrictInt, StrictStr, ValidationError
+from pydantic import AllowInfNan, BaseModel, ConfigDict, FiniteFloat, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from .data import DEFAULT_TASK, TOKEN_FIELDS, Estimate, GroupRecord, Rollout, RolloutGroup
 from .errors import DataFileError
@@ -50,7 +50,7 @@ class _GroupLine(BaseModel):
     prompt: StrictStr
     rollouts: list[_RolloutLine]
     task: StrictStr | None = None
-    reference: StrictStr | StrictInt | FiniteFloat | None = None
+    reference: StrictStr | StrictInt | Annotated[StrictFloat, AllowInfNan(False)] | None = None
     meta: dict[str, Any] | None = None
 
 
