@@ -307,3 +307,27 @@ def test_short_work_stays_quiet(tmp_path):
     code, stderr = _under_a_terminal(["estimate", "--data", str(TINY), "--estimator", "majority_vote",
                                       "--output", "e.jsonl"], tmp_path)
     assert code == 0 and "/4" not in stderr and stderr.strip().startswith("Wrote 4 estimate(s)"), stderr
+
+
+@pytest.mark.model
+def test_ctrl_c_in_generate_says_what_is_saved_and_the_rerun_continues(tmp_path):
+    pytest.importorskip("torch")
+    output = tmp_path / "rollouts.jsonl"
+    args = [sys.executable, "-m", "ttrl", "rollouts", "generate", "--data", str(PROMPTS), "-n", "2", "--batch-size", "2",
+            "--max-new-tokens", "16", "--output", str(output)]
+    env = _env(HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (output.exists() and output.read_text().count("\n") >= 1):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert re.search(r"Using \d+ torch CPU thread\(s\) \(\d+ core\(s\), load average [\d.]+\)", stderr), stderr
+    saved = int(re.search(r"Interrupted\. (\d) of 3 prompt\(s\) are saved in", stderr).group(1))
+    assert "run the same command again" in stderr
+    assert len(output.read_text().splitlines()) == saved
+    again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and f"({saved} already there)" in again.stderr, again.stderr
+    assert len(output.read_text().splitlines()) == 3
