@@ -171,3 +171,12 @@ def test_mistyped_config_keys_get_did_you_mean(run_ttrl, tmp_path):
     assert result.returncode == 2
     assert f"estimator.optons is not a known setting (did you mean: options?) ({config}:3)" in result.stderr
     assert "answrs is not a known setting (did you mean: answers?)" in result.stderr
+
+
+def test_sweep_tables_fit_80_columns_with_names_whole(run_ttrl, tmp_path):
+    result = run_ttrl("bench", "--simulate", "--sim", "groups=20", "--sweep", "correlation=0:0.9:10",
+                      "--report", str(tmp_path / "sweep"), env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    assert max(map(len, result.stdout.splitlines())) <= 80 and "…" not in result.stdout
+    assert "self_certainty" in result.stdout and " 0.9 " in result.stdout
+    assert "docs/formats.md" in (tmp_path / "sweep" / "report.md").read_text()

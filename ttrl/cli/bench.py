@@ -238,9 +238,7 @@ def _finish(outcome, output_path: Path | None, report_dir: Path | None, answers:
 
 
 def _sweep(plan, sweep_spec, sim_pairs, output_path, report_dir, workers, ray_address, shard_size, resume) -> int:
-    from rich.table import Table
-
-    from ttrl.harness.report import format_value, write_sweep_report
+    from ttrl.harness.report import sweep_tables, write_sweep_report
 
     if resume:
         raise UserError("--resume does not apply to --sweep: a sweep's runs are short; rerun it.")
@@ -255,15 +253,9 @@ def _sweep(plan, sweep_spec, sim_pairs, output_path, report_dir, workers, ray_ad
                                 shard_size=shard_size, on_progress=bar.advance)
             runs.append({"value": value, "results": outcome.results})
     sweep = {"sweep": {"knob": knob, "values": values, "simulation": base.model_dump()}, "runs": runs}
-    table = Table(title=f"ttrl bench sweep over {knob} (simulation, {base.groups} x {base.rollouts}, seed {base.seed})")
-    table.add_column("estimator", no_wrap=True)
-    table.add_column("metric", no_wrap=True)
-    for v in values:
-        table.add_column(f"{v:g}", justify="right")
-    for i, entry in enumerate(runs[0]["results"]["estimators"]):
-        for metric in ("label_accuracy", "pairwise_accuracy"):
-            table.add_row(entry["label"], metric, *[format_value(metric, r["results"]["estimators"][i]["metrics"][metric]) for r in runs])
-    stdout_console().print(table)
+    console = stdout_console()
+    console.print(sweep_tables(sweep, f"ttrl bench sweep over {knob} (simulation, {base.groups} x {base.rollouts}, "
+                               f"seed {base.seed})", width=console.width))
     click.echo(f"Wrote {write_sweep_report(sweep, report_dir)} and its plot", err=True)
     if output_path is not None:
         write_json_file(output_path, sweep)

@@ -181,6 +181,32 @@ def rich_table(results: dict[str, Any], needs_answers=frozenset(), width: int | 
                  _rich_part(results, COST_COLUMNS, needs_answers, None, caption, True))
 
 
+def sweep_tables(sweep: dict[str, Any], title: str, width: int, metrics=("label_accuracy", "pairwise_accuracy")):
+    """A sweep's table per metric (estimators by knob value), the values split over several tables
+    when they do not fit ``width``; estimator names are never cut."""
+    from rich.console import Group
+    from rich.table import Table
+
+    values = sweep["sweep"]["values"]
+    entries = sweep["runs"][0]["results"]["estimators"]
+    labels = [e.get("label") or e["name"] for e in entries]
+    name_width = max([len("estimator"), *map(len, labels)])
+    per_table = max(1, (width - name_width - 4) // 8)  # a value column: 5 characters and its borders
+    parts = []
+    for metric in metrics:
+        for start in range(0, len(values), per_table):
+            chunk = list(range(start, min(start + per_table, len(values))))
+            table = Table(title=f"{title}: {metric}" if start == 0 else None, title_justify="left")
+            table.add_column("estimator", no_wrap=True, min_width=name_width)
+            for j in chunk:
+                table.add_column(f"{values[j]:g}", justify="right", no_wrap=True, min_width=5)
+            for i, label in enumerate(labels):
+                table.add_row(label, *[format_value(metric, sweep["runs"][j]["results"]["estimators"][i]["metrics"][metric])
+                                       for j in chunk])
+            parts.append(table)
+    return Group(*parts)
+
+
 def markdown_table(results: dict[str, Any], needs_answers=frozenset()) -> str:
     head = "| estimator | " + " | ".join(title for _, title, _ in COLUMNS) + " | status |"
     rule = "|---|" + "---:|" * len(COLUMNS) + "---|"

@@ -1,4 +1,4 @@
-"""The bench runner: every estimator on the same groups, scored with CONTRACT.md's metrics.
+"""The bench runner: every estimator on the same groups, scored with the metrics of docs/formats.md.
 
 Work is cut into *shards* of consecutive groups. A shard job grades its groups once (answer classes
 and correctness are shared by all estimators), runs each pending estimator on them, and returns
@@ -517,7 +517,7 @@ class ShardJob:
 
 @dataclass
 class Outcome:
-    """The CONTRACT.md result object plus the per-group detail the report plots need."""
+    """The bench results object (docs/formats.md) plus the per-group detail the report plots need."""
 
     results: dict[str, Any]
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -666,7 +666,7 @@ def _skip_reasons(labels: Sequence[str], journal: Journal, num_shards: int, grou
 
 
 def assemble(plan: BenchPlan, context: ShardContext, data: DataSet, journal: Journal, num_shards: int) -> Outcome:
-    """The CONTRACT.md result JSON, built in shard order so every execution path gives the same numbers."""
+    """The bench results JSON (docs/formats.md), built in shard order so every execution path gives the same numbers."""
     groups = len(data)
     rollouts = data.rollouts
     shared = sum(journal.shard_info[i]["shared_seconds"] for i in range(num_shards) if i in journal.shard_info)

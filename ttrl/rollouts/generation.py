@@ -1,4 +1,4 @@
-"""Driving a backend over a prompt set: batching, seeds, resume, progress and CONTRACT.md output.
+"""Driving a backend over a prompt set: batching, seeds, resume, progress and rollout-file output (docs/formats.md).
 
 Work is cut into batches of whole prompts (``batch_size // n`` prompts of ``n`` rollouts each; a
 prompt with more than ``batch_size`` rollouts is split over several ``generate`` calls). A prompt's
@@ -98,7 +98,7 @@ def plan_batches(prompts: list[PromptItem], settings: GenerationSettings) -> lis
 
 
 def rollout_json(sample: Any, token_stats: bool, digits: int = 6) -> dict[str, Any]:
-    """A CONTRACT.md rollout object from a backend's sample (text, per-token arrays)."""
+    """A rollout object (docs/formats.md) from a backend's sample (text, per-token arrays)."""
     count = len(sample.logprob)
 
     def mean(values: np.ndarray) -> float | None:
@@ -181,7 +181,7 @@ def run_generation(
     overwrite: bool = False,
     on_batch: Callable[[int, int, float], None] | None = None,
 ) -> GenerationSummary:
-    """Generate ``settings.n`` rollouts per prompt and append one CONTRACT.md line per prompt to ``output``.
+    """Generate ``settings.n`` rollouts per prompt and append one rollout-file line per prompt to ``output``.
 
     ``on_batch(rollouts, tokens, seconds)`` is called after every batch (progress reporting).
     """
