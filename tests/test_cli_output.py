@@ -180,3 +180,31 @@ def test_sweep_tables_fit_80_columns_with_names_whole(run_ttrl, tmp_path):
     assert max(map(len, result.stdout.splitlines())) <= 80 and "…" not in result.stdout
     assert "self_certainty" in result.stdout and " 0.9 " in result.stdout
     assert "docs/formats.md" in (tmp_path / "sweep" / "report.md").read_text()
+
+
+def test_an_unwritable_result_fails_its_own_line_not_the_file(run_ttrl, tmp_path):
+    module = tmp_path / "ttrl_weird.py"
+    module.write_text(textwrap.dedent("""\
+        import ttrl
+
+        def estimate_weird(group, options):
+            \"\"\"Results JSON cannot hold, on the first two groups (a test plugin).\"\"\"
+            rewards = [1.0] * len(group.rollouts)
+            if group.id == "tiny/lucky-hit":
+                return ttrl.Estimate(rewards=rewards, diagnostics={"handle": object()})
+            if group.id == "tiny/fractions":
+                return ttrl.Estimate(rewards=rewards, label="\\ud800")
+            return ttrl.Estimate(rewards=rewards, label="ok")
+
+        @ttrl.hookimpl
+        def register_estimators(register):
+            register("weird", estimate_weird)
+    """))
+    out = tmp_path / "e.jsonl"
+    result = run_ttrl("estimate", "--data", str(TINY), "--estimator", "weird", "--plugin", "ttrl_weird",
+                      "--output", str(out), pythonpath=[tmp_path])
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [line["id"] for line in lines][:2] == ["tiny/lucky-hit", "tiny/fractions"] and len(lines) == 4
+    assert all("cannot be written as JSON" in line["diagnostics"]["error"] for line in lines[:2])
+    assert all(line["label"] == "ok" for line in lines[2:])

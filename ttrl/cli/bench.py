@@ -140,7 +140,8 @@ def register(cli: click.Group) -> None:
             report_dir = Path("ttrl-bench-sweep")
         check_paths(inputs=[("--data", data_path), ("--config", config_path)],
                     files=[("--output", output_path)], folders=[("--report", report_dir)])
-        check_journal(output_path, resume and not sweep_spec)
+        if not sweep_spec:  # a sweep keeps no journal
+            check_journal(output_path, resume)
         config = load_run_config(config_path) if config_path else RunConfig()
         recipe, plugins = load_cli_plugins(plugin_modules)
         registry = plugins.registry
