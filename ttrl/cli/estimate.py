@@ -15,8 +15,6 @@ from ttrl.core.errors import EstimatorFailure, UserError
 from ttrl.core.estimation import EstimationPipeline
 from ttrl.core.rollout_files import atomic_write, dumps_line, estimate_to_json, read_rollout_file
 
-__all__ = ["parse_option_pairs", "selected_spec", "warn_line_errors"]
-
 
 def selected_spec(config: RunConfig, name: str | None, option_pairs: tuple[str, ...]) -> ComponentSpec:
     """The estimator spec from ``--estimator``/``--option`` over the run config's ``estimator:``."""
