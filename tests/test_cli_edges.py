@@ -228,10 +228,11 @@ def test_a_rerun_does_not_silently_overwrite_an_unfinished_journal(run_ttrl, tmp
     assert journal.read_text() == '{"ttrl_bench_journal": 2, "fingerprint": "x"}\n'
 
 
-def test_a_corrupt_journal_line_under_resume_is_a_user_error(run_ttrl, tmp_path):
+@pytest.mark.parametrize("line", ['{"shard": 0, "estim\x00', '[1, 2]', '{"shard": "0", "estimators": {}}', '{}'])
+def test_a_corrupt_journal_line_under_resume_is_a_user_error(run_ttrl, tmp_path, line):
     output = tmp_path / "results.json"
     journal = tmp_path / "results.json.partial.jsonl"
-    journal.write_text('{"ttrl_bench_journal": 2, "fingerprint": "x"}\n{"shard": 0, "estim\x00\n')
+    journal.write_text('{"ttrl_bench_journal": 2, "fingerprint": "x"}\n' + line + "\n")
     user_error(run_ttrl("bench", "--data", str(TINY), "--estimators", "majority_vote", "--output", str(output),
                         "--resume"), "results.json.partial.jsonl:2", "corrupt")
 

@@ -204,12 +204,15 @@ def check_journal(output_path: Path | None, resume: bool) -> None:
                 break  # the line an interruption cut short: --resume drops it
             try:
                 item = json.loads(raw)
-            except (ValueError, RecursionError) as exc:
-                item = exc
-            if not isinstance(item, dict):
+            except (ValueError, RecursionError):
+                item = None
+            # line 1 is the header (its fingerprint is the runner's check); every other line one shard job
+            shaped = isinstance(item, dict) and (lineno == 1 or (
+                isinstance(item.get("shard"), int) and isinstance(item.get("estimators"), dict)))
+            if not shaped:
                 raise UserError(
-                    f"{journal}:{lineno}: this line of the unfinished run's journal is corrupt (not a JSON object). "
-                    f"Delete that line to recompute its shard with --resume, or delete {journal} to start over."
+                    f"{journal}:{lineno}: this line of the unfinished run's journal is corrupt (not a shard "
+                    f"result). Delete that line to recompute its shard with --resume, or delete {journal} to start over."
                 )
 
 
