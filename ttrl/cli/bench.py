@@ -236,7 +236,9 @@ def _finish(outcome, output_path: Path | None, report_dir: Path | None, answers:
         journal_path(output_path).unlink(missing_ok=True)
         click.echo(f"Wrote {output_path}", err=True)
     if report_dir is not None:
-        click.echo(f"Wrote {write_report(results, outcome.details, report_dir, answers)}", err=True)
+        done = f"The results were written to {output_path}; " if output_path else "The results were printed; "
+        with on_interrupt(done + f"the report in {report_dir} is not complete: run the command again to make it."):
+            click.echo(f"Wrote {write_report(results, outcome.details, report_dir, answers)}", err=True)
     # like `ttrl estimate`: results are complete, but a failing estimator is a bug worth a non-zero status
     return 1 if failures else 0
 
