@@ -332,3 +332,10 @@ def test_ctrl_c_in_generate_says_what_is_saved_and_the_rerun_continues(tmp_path)
     again = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and f"({saved} already there)" in again.stderr, again.stderr
     assert len(output.read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("command", ["estimate", "bench", "generate"])
+def test_a_missing_or_folder_data_path_gets_the_same_answer(run_ttrl, tmp_path, command):
+    user_error(run_ttrl(*commands(tmp_path / "missing.jsonl", tmp_path / "o.jsonl")[command]),
+               "missing.jsonl does not exist. Check the path given to --data.")
+    user_error(run_ttrl(*commands(tmp_path, tmp_path / "o.jsonl")[command]), "is a folder; pass a .jsonl file to --data")
