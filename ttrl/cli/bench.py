@@ -76,8 +76,9 @@ def select_specs(config: RunConfig, estimators: str | None, registry: Registry,
             names = ", ".join(s.label or s.name for s in chosen)
             raise UserError(f"--option {target}.…: {target!r} is not one of the estimators being benched ({names}).")
         for i in hits:
-            chosen[i] = chosen[i].model_copy(update={"options": {**chosen[i].options, **options}})
-            path_of[id(chosen[i])] = ("--option", target)
+            old = chosen[i]
+            chosen[i] = old.model_copy(update={"options": {**old.options, **options}})
+            path_of[id(chosen[i])] = path_of.get(id(old), ())  # a bad config value still points at its line
     specs, seen = [], {}
     for spec in chosen:
         # options are checked here, where the config's file:line is still known
