@@ -221,7 +221,8 @@ def _finish(outcome, output_path: Path | None, report_dir: Path | None, answers:
     from ttrl.harness.report import rich_table, write_report
 
     results = outcome.results
-    stdout_console().print(rich_table(results, needs_answers=answers, width=stdout_console().width))
+    console = stdout_console()
+    console.print(rich_table(results, needs_answers=answers, width=console.width))
     failures = 0
     for entry in results["estimators"]:
         label = entry.get("label") or entry["name"]
