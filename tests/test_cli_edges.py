@@ -243,8 +243,10 @@ def _env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("TTRL_")}, **extra}
 
 
-def test_ctrl_c_in_estimate_keeps_the_previous_output_and_says_so(tmp_path):
-    data = tmp_path / "big.jsonl"
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory) -> Path:
+    """The built-in set five times over (500 groups, ids made unique): long enough to watch and interrupt."""
+    data = tmp_path_factory.mktemp("big") / "big.jsonl"
     lines = BUILTIN.read_text(encoding="utf-8").splitlines()
     with data.open("w", encoding="utf-8") as handle:
         for copy in range(5):
@@ -252,6 +254,11 @@ def test_ctrl_c_in_estimate_keeps_the_previous_output_and_says_so(tmp_path):
                 obj = json.loads(line)
                 obj["id"] = f"{copy}/{obj['id']}"
                 handle.write(json.dumps(obj) + "\n")
+    return data
+
+
+def test_ctrl_c_in_estimate_keeps_the_previous_output_and_says_so(tmp_path, big_file):
+    data = big_file
     output = tmp_path / "estimates.jsonl"
     output.write_text("previous\n")
     proc = subprocess.Popen([sys.executable, "-m", "ttrl", "estimate", "--data", str(data), "--estimator",
@@ -293,15 +300,15 @@ def _under_a_terminal(args: list[str], cwd: Path, timeout: float = 240) -> tuple
     return proc.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
 
 
-@pytest.mark.parametrize("args", [
-    ["estimate", "--data", str(BUILTIN), "--estimator", "majority_vote", "--output", "e.jsonl"],
-    ["bench", "--estimators", "majority_vote"],  # 100 groups in one shard: the bar moves within it
+@pytest.mark.parametrize("command", [
+    ["estimate", "--estimator", "majority_vote", "--output", "e.jsonl"],
+    ["bench", "--estimators", "majority_vote"],  # 500 groups in one shard: the bar moves within it
 ])
-def test_long_work_shows_moving_progress(tmp_path, args):
-    code, stderr = _under_a_terminal(args, tmp_path)
+def test_long_work_shows_moving_progress(tmp_path, big_file, command):
+    code, stderr = _under_a_terminal([*command, "--data", str(big_file)], tmp_path)
     assert code == 0, stderr
-    counts = {int(n) for n in re.findall(r"\b(\d+)/100\b", stderr)}
-    assert len({n for n in counts if 0 < n < 100}) >= 2, stderr[-2000:]
+    counts = {int(n) for n in re.findall(r"\b(\d+)/500\b", stderr)}
+    assert len({n for n in counts if 0 < n < 500}) >= 2, stderr[-2000:]
 
 
 def test_short_work_stays_quiet(tmp_path):
