@@ -113,9 +113,12 @@ def register(cli: click.Group) -> None:
                 click.echo(f"Using {chosen} torch CPU thread(s) ({why}); --threads N to choose.", err=True)
         done = {"prompts": before}
 
+        replaced = overwrite and output_path.exists()
+
         def saved() -> str:
             if not done["prompts"]:
-                return f"No prompt was finished, so nothing was added to {output_path}."
+                return (f"No prompt was finished, so nothing was added to {output_path}"
+                        + (" (its previous content was removed: --overwrite)." if replaced else "."))
             return (f"{done['prompts']} of {len(prompts)} prompt(s) are saved in {output_path}; run the same "
                     "command again to generate the rest (it skips the prompts already there).")
 
