@@ -344,9 +344,14 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     """Write ``path`` through a temporary file beside it, renamed into place only when the block ends
     without an error: an interrupt or a crash leaves the previous file (or none), never half a file."""
     path = Path(path)
+    encoding = {} if "b" in mode else {"encoding": "utf-8"}
+    if path.exists() and not path.is_file():  # /dev/null or a pipe: there is no file to replace
+        with path.open(mode, **encoding) as handle:
+            yield handle
+        return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open(mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+        with tmp.open(mode, **encoding) as handle:
             yield handle
         os.replace(tmp, path)
     finally:

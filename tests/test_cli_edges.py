@@ -346,3 +346,11 @@ def test_a_missing_or_folder_data_path_gets_the_same_answer(run_ttrl, tmp_path, 
     user_error(run_ttrl(*commands(tmp_path / "missing.jsonl", tmp_path / "o.jsonl")[command]),
                "missing.jsonl does not exist. Check the path given to --data.")
     user_error(run_ttrl(*commands(tmp_path, tmp_path / "o.jsonl")[command]), "is a folder; pass a .jsonl file to --data")
+
+
+def test_output_to_dev_null_is_written_in_place(run_ttrl):
+    import stat
+
+    result = run_ttrl("estimate", "--data", str(TINY), "--estimator", "majority_vote", "--output", "/dev/null")
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)  # not replaced by a regular file

@@ -83,7 +83,9 @@ def check_paths(
                 raise UserError(f"{opt} {path} is a folder; give a file name, e.g. {opt} {path / 'out.jsonl'}.")
             if path.exists() and not os.access(path, os.W_OK):
                 raise UserError(f"Cannot write {opt} {path}: it is read-only. Choose another path.")
-            _check_writable_folder(path.parent if str(path.parent) else Path("."), opt, path)
+            if path.exists() and not path.is_file():
+                continue  # /dev/null, a named pipe: written in place, nothing is created beside it
+            _check_writable_folder(path.parent, opt, path)
         else:
             if path.exists() and not path.is_dir():
                 raise UserError(f"{opt} {path} is a file; {opt} takes a folder (it is created when missing).")
