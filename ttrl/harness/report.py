@@ -73,12 +73,17 @@ def style_of(label: str, index: int) -> dict[str, Any]:
 
 
 def display_path(path: str) -> str:
-    """A data path as shown in tables and reports: relative to the working directory when under it,
-    else only the file name, never an absolute path of the user's machine."""
+    """A data path as shown in tables and reports, never an absolute path of the user's machine:
+    a file shipped with ttrl as ``ttrl/...`` (wherever ttrl is installed), a file under the working
+    directory relative to it, any other file by its name."""
     if not path or path.startswith("simulation:") or not os.path.isabs(path):
         return path
     try:
-        return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd().resolve()) else Path(path).name
+        resolved = Path(path).resolve()
+        package = Path(__file__).resolve().parents[1]
+        if resolved.is_relative_to(package):
+            return str(Path("ttrl") / resolved.relative_to(package))
+        return os.path.relpath(path) if resolved.is_relative_to(Path.cwd().resolve()) else Path(path).name
     except (OSError, ValueError):
         return Path(path).name
 
