@@ -43,8 +43,17 @@ def _datasets():
     return {"builtin": builtin, "simulation": simulated_dataset(SIMULATION)}
 
 
+def _as_floats(value):
+    """Numbers as floats: the digest pins values, not whether a count travelled as 12 or 12.0."""
+    if isinstance(value, dict):
+        return {k: _as_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_floats(v) for v in value]
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
 def _digest(details) -> str:
-    text = json.dumps(details, sort_keys=True, allow_nan=False)
+    text = json.dumps(_as_floats(details), sort_keys=True, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
