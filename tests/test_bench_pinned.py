@@ -22,8 +22,10 @@ import pytest
 
 from ttrl.core.config import ComponentSpec, RunConfig
 from ttrl.core.plugins import load_plugins
-from ttrl.harness.builtin import builtin_dataset, simulated_dataset
-from ttrl.harness.runner import BenchPlan, PluginRecipe, run_bench, without_run_facts
+from ttrl.harness.builtin import builtin_dataset
+from ttrl.harness.plan import BenchPlan, PluginRecipe
+from ttrl.harness.runner import run_bench, without_run_facts
+from ttrl.harness.sources import simulated_dataset
 from ttrl.harness.simulate import SimulationSettings
 
 PINNED = Path(__file__).parent / "data" / "bench_pinned.json"
