@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ttrl.core.errors import UserError
-from ttrl.core.rollout_files import drop_partial_last_line, write_json_line
+from ttrl.core.rollout_files import drop_partial_last_line
 
 from .plan import BenchPlan
 from .sources import DataSet
@@ -67,7 +67,7 @@ class Journal(MemoryJournal):
             self.handle = path.open("a", encoding="utf-8")
         else:
             self.handle = path.open("w", encoding="utf-8")
-            write_json_line(self.handle, {"ttrl_bench_journal": JOURNAL_VERSION, "fingerprint": fingerprint})
+            self._write({"ttrl_bench_journal": JOURNAL_VERSION, "fingerprint": fingerprint})
 
     def _load(self, fingerprint: str) -> None:
         with self.path.open(encoding="utf-8") as handle:
@@ -84,8 +84,13 @@ class Journal(MemoryJournal):
                 if line.strip():
                     super().add(json.loads(line))
 
+    def _write(self, obj: dict[str, Any]) -> None:
+        # a shard result holds only numbers, None, strings, lists and dicts the harness built: plain
+        # json.dumps, not the estimate writer's walk that cleans third-party diagnostics
+        self.handle.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+
     def add(self, shard_result: dict[str, Any]) -> None:
-        write_json_line(self.handle, shard_result)
+        self._write(shard_result)
         self.handle.flush()
         super().add(shard_result)
 
