@@ -419,3 +419,16 @@ def _clean_json(value: Any) -> Any:
 
 def write_json_line(handle: IO[str], obj: Any) -> None:
     handle.write(dumps_line(obj))
+
+
+def drop_partial_last_line(path: str | Path) -> None:
+    """Drop a partial last line left by a process killed mid-write, so that lines appended next stay whole."""
+    with Path(path).open("rb+") as handle:
+        size = handle.seek(0, 2)
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        handle.seek(0)
+        handle.truncate(handle.read().rfind(b"\n") + 1)

@@ -16,9 +16,12 @@ from ttrl.core.errors import UserError
 from ttrl.core.estimation import resolve
 from ttrl.core.registry import ANSWERS, Registry
 from ttrl.core.rollout_files import write_json_file
-from ttrl.harness.builtin import builtin_dataset, file_dataset, simulated_dataset
-from ttrl.harness.runner import DEFAULT_SHARD_SIZE, BenchPlan, journal_path, run_bench
+from ttrl.harness.builtin import builtin_dataset
+from ttrl.harness.journal import journal_path
+from ttrl.harness.plan import BenchPlan
+from ttrl.harness.runner import DEFAULT_SHARD_SIZE, run_bench
 from ttrl.harness.simulate import parse_sweep, settings_from_pairs
+from ttrl.harness.sources import file_dataset, simulated_dataset
 
 
 def per_estimator_options(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:

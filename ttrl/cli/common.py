@@ -205,7 +205,7 @@ def parse_option_pairs(pairs: Sequence[str], flag: str = "--option") -> dict[str
 def load_cli_plugins(modules: Sequence[str] = ()):
     """The plugin set of a command: built-ins, installed entry points and ``--plugin`` modules;
     problems are printed as warnings (or raised under TTRL_STRICT_PLUGINS)."""
-    from ttrl.harness.runner import PluginRecipe
+    from ttrl.harness.plan import PluginRecipe
 
     recipe = PluginRecipe(modules=tuple(modules))
     plugins = recipe.load()

@@ -11,6 +11,7 @@ from ttrl.cli.common import (
     ProgressBar, check_paths, load_cli_plugins, on_interrupt, parse_option_pairs, warn_line_errors,
 )
 from ttrl.core.config import ComponentSpec, RunConfig, load_run_config
+from ttrl.core.data import Estimate
 from ttrl.core.errors import EstimatorFailure, UserError
 from ttrl.core.estimation import EstimationPipeline
 from ttrl.core.rollout_files import atomic_write, dumps_line, estimate_to_json, read_rollout_file
@@ -29,8 +30,7 @@ def selected_spec(config: RunConfig, name: str | None, option_pairs: tuple[str, 
 
 
 def _failure_line(group, estimator: str, reason: str) -> str:
-    return dumps_line({"id": group.id, "estimator": estimator, "label": None,
-                       "rewards": [0.0] * len(group.rollouts), "diagnostics": {"error": reason}})
+    return dumps_line(estimate_to_json(group.id, estimator, Estimate.failure(len(group.rollouts), reason)))
 
 
 def register(cli: click.Group) -> None:
