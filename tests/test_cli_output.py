@@ -142,19 +142,20 @@ def test_bench_option_mistakes(run_ttrl, option, fragment):
     assert result.returncode == 2 and fragment in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
-def test_estimate_takes_plugin_modules_like_bench(run_ttrl, tmp_path):
-    module = tmp_path / "ttrl_half.py"
-    module.write_text(textwrap.dedent("""\
-        import ttrl
+def plugin_module(folder: Path, module: str, name: str, estimate: str) -> None:
+    """A one-estimator plugin module ``module`` registering ``estimate`` under ``name``."""
+    body = textwrap.dedent(estimate)
+    (folder / f"{module}.py").write_text(
+        f"import ttrl\n\n{body}\n\n@ttrl.hookimpl\ndef register_estimators(register):\n    register({name!r}, estimate)\n"
+    )
 
-        def estimate_half(group, options):
+
+def test_estimate_takes_plugin_modules_like_bench(run_ttrl, tmp_path):
+    plugin_module(tmp_path, "ttrl_half", "half", """\
+        def estimate(group, options):
             \"\"\"Reward 0.5 for every rollout (a test plugin).\"\"\"
             return ttrl.Estimate(rewards=[0.5] * len(group.rollouts))
-
-        @ttrl.hookimpl
-        def register_estimators(register):
-            register("half", estimate_half)
-    """))
+    """)
     out = tmp_path / "e.jsonl"
     result = run_ttrl("estimate", "--data", str(TINY), "--estimator", "half", "--plugin", "ttrl_half",
                       "--output", str(out), pythonpath=[tmp_path])
@@ -183,11 +184,8 @@ def test_sweep_tables_fit_80_columns_with_names_whole(run_ttrl, tmp_path):
 
 
 def test_an_unwritable_result_fails_its_own_line_not_the_file(run_ttrl, tmp_path):
-    module = tmp_path / "ttrl_weird.py"
-    module.write_text(textwrap.dedent("""\
-        import ttrl
-
-        def estimate_weird(group, options):
+    plugin_module(tmp_path, "ttrl_weird", "weird", """\
+        def estimate(group, options):
             \"\"\"Results JSON cannot hold, on the first two groups (a test plugin).\"\"\"
             rewards = [1.0] * len(group.rollouts)
             if group.id == "tiny/lucky-hit":
@@ -195,11 +193,7 @@ def test_an_unwritable_result_fails_its_own_line_not_the_file(run_ttrl, tmp_path
             if group.id == "tiny/fractions":
                 return ttrl.Estimate(rewards=rewards, label="\\ud800")
             return ttrl.Estimate(rewards=rewards, label="ok")
-
-        @ttrl.hookimpl
-        def register_estimators(register):
-            register("weird", estimate_weird)
-    """))
+    """)
     out = tmp_path / "e.jsonl"
     result = run_ttrl("estimate", "--data", str(TINY), "--estimator", "weird", "--plugin", "ttrl_weird",
                       "--output", str(out), pythonpath=[tmp_path])
