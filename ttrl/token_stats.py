@@ -125,7 +125,7 @@ def distribution_stats(
     confidence = None
     if confidence_k is not None:
         # -(1/k) sum_top log p_j = logZ - mean_top x_j (topk of x, as log p is x shifted by logZ)
-        top = x.topk(min(confidence_k, vocab), dim=-1).values
+        top = x.topk(min(confidence_k, vocab), dim=-1, sorted=False).values
         confidence = (log_normalizer - top.mean(-1)).clamp(min=0.0)
     return DistributionStats(entropy, self_certainty, logprob, log_normalizer, confidence)
 
@@ -216,7 +216,7 @@ def reference_token_statistics(
     logprob = None if tokens is None else logp.gather(-1, tokens.to(torch.long).unsqueeze(-1)).squeeze(-1)
     confidence = None
     if _check_confidence_k(confidence_k) is not None:
-        confidence = -logp.sort(dim=-1, descending=True).values[..., : min(confidence_k, x.shape[-1])].mean(-1)
+        confidence = -logp.topk(min(confidence_k, x.shape[-1]), dim=-1).values.mean(-1)
     return TokenStats(entropy, self_certainty, logprob, torch.ones(x.shape[:-1], dtype=torch.bool), confidence)
 
 
