@@ -170,6 +170,11 @@ def test_cli_generates_from_a_gsm8k_style_file(tmp_path, backend):
     # Resuming with other settings is refused before any model is loaded.
     again = CliRunner().invoke(cli, ["rollouts", "generate", "--data", str(data), "-n", "3", "--output", str(out)])
     assert again.exit_code != 0 and "generated with n=2, but this run has n=3" in str(again.exception)
+    # token confidence's k (--topk) is a setting too: one file holds one k
+    other_k = CliRunner().invoke(cli, ["rollouts", "generate", "--data", str(data), "-n", "2", "--max-new-tokens", "4",
+                                       "--temperature", "0.7", "--response-prefix", "There are", "--topk", "5",
+                                       "--output", str(out)])
+    assert other_k.exit_code != 0 and "confidence_k=20, but this run has confidence_k=5" in str(other_k.exception)
 
 
 def _run_cli(args):

@@ -31,7 +31,7 @@ DEFAULT_INSTRUCTION = "Put the final answer in \\boxed{}."
 STATS_DISTRIBUTION = "softmax(logits / temperature) over the full vocabulary, before top-p truncation"
 STATS_TOKENS = "generated tokens up to and including the first EOS; padding and post-EOS positions excluded"
 #: Settings that must agree between an existing output file and a resumed run.
-RESUME_KEYS = ("model", "n", "temperature", "top_p", "max_new_tokens", "instruction", "response_prefix", "seed")
+RESUME_KEYS = ("model", "n", "temperature", "top_p", "max_new_tokens", "instruction", "response_prefix", "seed", "confidence_k")
 
 
 @dataclass
@@ -178,6 +178,7 @@ def settings_meta(settings: GenerationSettings) -> dict[str, Any]:
         "seed": settings.seed,
         "instruction": settings.instruction,
         "chat_template": settings.chat_template,
+        "confidence_k": settings.topk,
         **({"response_prefix": settings.response_prefix} if settings.response_prefix else {}),
     }
 
