@@ -119,3 +119,19 @@ def test_from_a_rollout_file_through_the_cli(run_ttrl, tmp_path):
     estimate = json.loads(out.read_text())
     assert estimate["estimator"] == "confidence_vote" and estimate["label"] == "A"
     assert estimate["rewards"] == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_the_built_in_rollout_set_carries_token_confidence(registry):
+    from ttrl.core.rollout_files import read_rollout_file
+    from ttrl.harness.builtin import BUILTIN_ROLLOUTS
+
+    records = read_rollout_file(BUILTIN_ROLLOUTS, strict=True).records
+    assert len(records) == 100
+    pipeline = EstimationPipeline.from_config(RunConfig(), registry, ComponentSpec(name="confidence_vote"))
+    for record in records:
+        assert record.group.meta["confidence_k"] == 20
+        for r in record.group.rollouts:
+            assert len(r.token_confidence) == r.stats["num_tokens"]
+            assert r.stats["mean_confidence"] == pytest.approx(float(np.mean(r.token_confidence)), abs=1e-5)
+            assert (r.token_confidence >= 0).all()  # -mean of log-probs, each <= 0
+        pipeline.check_inputs(record.group)
