@@ -41,6 +41,7 @@ class _RolloutLine(BaseModel):
     token_entropy: list[FiniteFloat] | None = None
     token_self_certainty: list[FiniteFloat] | None = None
     token_logprob: list[FiniteFloat] | None = None
+    token_confidence: list[FiniteFloat] | None = None
 
 
 class _GroupLine(BaseModel):

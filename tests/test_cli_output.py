@@ -114,7 +114,10 @@ def test_listings_keep_names_whole_and_fit_the_width(run_ttrl, command, columns)
 
 def test_estimators_say_what_they_need_and_when_they_have_no_options(run_ttrl):
     out = run_ttrl("estimators").stdout
-    blocks = {block.split()[0]: block for block in out.split("\n\n") if block.strip()}
+    # blocks of one estimator each, under rules that group them by what they need
+    text = "\n".join(line for line in out.splitlines() if not line.startswith("─"))
+    blocks = {block.split()[0]: block for block in text.split("\n\n") if block.strip()}
+    assert "─ needs answers ─" in out.replace("─" * 3, "─")
     assert "needs: stats.mean_self_certainty" in blocks["self_certainty"] and "no options" in blocks["self_certainty"]
     assert "needs: answers (extracted and clustered), stats.mean_entropy" in blocks["dare"]
     assert "needs: answers" in blocks["majority_vote"] and "--option n_train" in blocks["majority_vote"]

@@ -53,6 +53,7 @@ def estimator_to_json(info: EstimatorInfo) -> dict[str, Any]:
         "plugin": info.plugin,
         "description": info.description,
         "requires": requires,
+        "needs": list(info.needs()),
         "options": options_schema(info.options),
     }
 
@@ -78,7 +79,7 @@ def _needs(requires, defaults: list[str] | None = None) -> str:
     return ", ".join(named) or "nothing beyond the rollout texts"
 
 
-def _print_components(rows: list[dict[str, Any]], kind: str) -> None:
+def _print_components(rows: list[dict[str, Any]], kind: str, group_by: str | None = None) -> None:
     """Each component as a stacked block: its name whole on its own line, then (indented, wrapped)
     its description, what it needs and each option as ``name: type = default`` over its description."""
     from rich.markup import escape
@@ -94,7 +95,11 @@ def _print_components(rows: list[dict[str, Any]], kind: str) -> None:
 
     if not rows:
         console.print(f"No {kind} registered.")
+    heading = None
     for row in rows:
+        if group_by is not None and row[group_by] != heading:
+            heading = row[group_by]
+            console.rule(f"needs {' + '.join(heading)}" if heading else "needs only the rollout texts")
         aliases = f" (aliases: {', '.join(row['aliases'])})" if row["aliases"] else ""
         console.print(f"[bold]{escape(row['name'])}[/bold]{escape(aliases)}  [dim]plugin: {escape(row['plugin'])}[/dim]")
         if row.get("description"):
@@ -148,7 +153,10 @@ def register(cli: click.Group) -> None:
         if as_json:
             click.echo(json.dumps(rows, indent=2, default=str))
             return
-        _print_components([{**row, "_defaults": default_needs(info)} for row, info in zip(rows, infos)], "estimators")
+        shown = [{**row, "_defaults": default_needs(info)} for row, info in zip(rows, infos)]
+        # grouped by what they need, so a user sees at once what their rollout file can feed
+        shown.sort(key=lambda row: (len(row["needs"]), row["needs"]))
+        _print_components(shown, "estimators", group_by="needs")
 
     @cli.command()
     @json_option
