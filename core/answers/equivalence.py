@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,7 +50,8 @@ _MIN_REQUEST_SECONDS = 0.05
 @dataclass(frozen=True, slots=True)
 class Budget:
     """The most semantic work one group may cost: ``requests`` to the checker (parses and
-    comparisons) and ``seconds`` of wall time spent on them. Past either, the group's remaining
+    comparisons) and ``seconds`` the checker spends on them (the wait for a free worker and a worker's
+    start-up are not counted, so threads sharing the pool do not degrade each other). Past either, the group's remaining
     undecided pairs count as different (classes by normalised key) and ``degraded`` says so."""
 
     requests: int = 256
@@ -122,16 +122,18 @@ class CheckStats:
     veto_reasons: list[str] = field(default_factory=list)
     suspects: set[str] = field(default_factory=set)
     budget: Budget = DEFAULT_BUDGET
-    started: float = field(default_factory=time.monotonic)
+    #: Seconds the checker spent on this group's requests (waiting for a free worker or for a
+    #: worker's start-up is not counted: contention between threads must not degrade a group).
+    spent: float = 0.0
     degraded: str | None = None
     unavailable: str | None = None
     failure_reasons: list[str] = field(default_factory=list)
 
     def seconds_left(self) -> float:
-        return self.budget.seconds - (time.monotonic() - self.started)
+        return self.budget.seconds - self.spent
 
     def to_dict(self) -> dict[str, Any]:
-        hidden = ("veto_reasons", "suspects", "budget", "started", "degraded", "unavailable", "failure_reasons")
+        hidden = ("veto_reasons", "suspects", "budget", "spent", "degraded", "unavailable", "failure_reasons")
         data = {k: v for k, v in self.__dict__.items() if k not in hidden}
         if self.veto_reasons:
             data["veto_reasons"] = sorted(set(self.veto_reasons))
@@ -228,6 +230,7 @@ class SemanticChecker:
             if unavailable:
                 stats.unavailable = unavailable
             return None, False
+        stats.spent += reply.seconds
         cut = seconds < self.timeout_seconds
         if reply.status == "timeout":
             if cut:

@@ -182,6 +182,8 @@ def _statement_value(text: str, start: int) -> str | None:
     for opener, closer in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**")):
         if rest.startswith(opener):
             close = rest.find(closer, len(opener))
+            while close > 0 and opener == "$" and rest[close - 1] == "\\":
+                close = rest.find(closer, close + 1)  # `\$` is a currency sign, not the span's end
             if close < 0:
                 return None  # an unclosed span: cut off
             inner = rest[len(opener) : close]
@@ -242,7 +244,7 @@ def answer_is(text: str) -> str | None:
 # -- the last expression of the concluding statement ------------------------------------------------
 
 _MATH_SPAN = re.compile(
-    r"\$\$(?P<d>[^$]{1,2000})\$\$|\$(?P<i>[^$\n]{1,1000})\$|\\\((?P<p>.{1,1000}?)\\\)|\\\[(?P<b>.{1,2000}?)\\\]|\*\*(?P<bold>[^*\n]{1,200})\*\*",
+    r"\$\$(?P<d>[^$]{1,2000})\$\$|(?<!\\)\$(?P<i>(?:\\\$|[^$\n]){1,1000}?)(?<!\\)\$|\\\((?P<p>.{1,1000}?)\\\)|\\\[(?P<b>.{1,2000}?)\\\]|\*\*(?P<bold>[^*\n]{1,200})\*\*",
     re.DOTALL,
 )
 # A number-like run of plain text: numbers joined by operators, `3/4`, `12:00`, `1,234`, `2.5`, `75%`.
@@ -257,7 +259,7 @@ _SIMPLE_LEFT = re.compile(r"^\s*(?:[A-Za-z](?:_\{?\w+\}?)?'*|\\[A-Za-z]+|[A-Za-z
 _CUT_OFF_WORDS = frozenset(
     "the a an of to is are was be and or by with for as that which we in on at from than then so because "
     "this these its their our into gives get gets equals equal plus minus times divided multiply add "
-    "subtract has have will can would should let".split()
+    "subtract has have will can would should let times".split()
 )
 
 
@@ -270,6 +272,8 @@ def _looks_cut_off(text: str) -> bool:
         return True
     if tail.count("$") % 2 or tail.rfind("\\[") > tail.rfind("\\]") or tail.rfind("\\(") > tail.rfind("\\)"):
         return True
+    if re.search(r"\d\s*[x×]$", tail):
+        return True  # "So, 8 x": a product cut before its second factor
     last_word = re.search(r"([A-Za-z]+)\W*$", tail[-40:])
     return bool(last_word and tail[-1].isalpha() and last_word.group(1).lower() in _CUT_OFF_WORDS)
 

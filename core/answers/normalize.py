@@ -355,7 +355,7 @@ def answer_key(normalized: str, *, wrapped: bool = False, unit: str = "",
         return Key("text", normalized)
     number = number_with_places(normalized, conventions)
     if number is not None:
-        return Key("number", number[0], number[1], unit.rstrip("s") if len(unit) > 2 else unit)
+        return Key("number", number[0], number[1], _singular(unit))
     composite = _composite_key(normalized, conventions)
     if composite is not None:
         return composite
@@ -363,6 +363,15 @@ def answer_key(normalized: str, *, wrapped: bool = False, unit: str = "",
         # `Evelyn` is a name, not the product E*v*e*l*y*n that a CAS would see.
         return Key("word", normalized.replace(" ", "").casefold())
     return Key("text", normalized)
+
+
+def _singular(unit: str) -> str:
+    """``inches`` is ``inch``, ``meters`` is ``meter``: a unit compares in the singular."""
+    if unit.endswith(("ches", "shes", "xes")):
+        return unit[:-2]
+    if len(unit) > 2 and unit.endswith("s") and not unit.endswith("ss"):
+        return unit[:-1]
+    return unit
 
 
 def keys_decide(a: Key, b: Key, conventions: Conventions = DEFAULT_CONVENTIONS) -> bool | None:
