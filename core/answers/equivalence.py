@@ -55,7 +55,7 @@ class Budget:
     undecided pairs count as different (classes by normalised key) and ``degraded`` says so."""
 
     requests: int = 256
-    seconds: float = 1.5
+    seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if self.requests < 0 or self.seconds < 0:
@@ -219,7 +219,10 @@ class SemanticChecker:
                 f"time budget ({stats.budget.seconds:g} s) spent after {stats.round_trips} checker requests: "
                 "the rest compared by normalised text")
             raise _BudgetSpent()
-        seconds = min(self.timeout_seconds, left)
+        # One request may take at most half the group's budget, so that one hostile answer (a
+        # timeout, a strike against it) leaves time for the honest ones.
+        cap = min(self.timeout_seconds, stats.budget.seconds / 2)
+        seconds = min(cap, left)
         stats.round_trips += 1
         try:
             reply = self.pool.call({**message, "conventions": _conventions_message(self.conventions)}, seconds)
@@ -231,7 +234,7 @@ class SemanticChecker:
                 stats.unavailable = unavailable
             return None, False
         stats.spent += reply.seconds
-        cut = seconds < self.timeout_seconds
+        cut = seconds < cap  # the budget's end, not the request's own limit, cut this one
         if reply.status == "timeout":
             if cut:
                 stats.degraded = stats.degraded or (
@@ -255,7 +258,9 @@ class SemanticChecker:
             return False, f"longer than {MAX_PARSE_CHARS} characters: compared as text", True
         if stats.timeouts >= MAX_TIMEOUTS_PER_GROUP:
             stats.skipped += 1
-            return False, f"group past {MAX_TIMEOUTS_PER_GROUP} timeouts", True
+            stats.degraded = stats.degraded or (
+                f"{MAX_TIMEOUTS_PER_GROUP} checker timeouts: the rest compared by normalised text")
+            return False, stats.degraded, True
         if stats.degraded:
             stats.skipped += 1
             return False, stats.degraded, True
@@ -423,9 +428,25 @@ def _cleanest(spellings: Counter[str]) -> str:
 def _place(atom: Atom, class_atoms: list[Atom], formed: list[Counter[str]], compare: str,
            checker: SemanticChecker, stats: CheckStats) -> int:
     """The class ``atom`` joins: the first whose representative it is equivalent to, else a new one."""
+    if stats.degraded and compare == "math" and not atom.key.decided:
+        # Past the budget only keys decide, and a text key has no equal (by_key found none): a new
+        # class, without walking every class (that walk would be the quadratic cost again).
+        stats.skipped += len(class_atoms)
+        formed.append(Counter(first=1))
+        return len(class_atoms)
+    conventions = checker.conventions
     for k, representative in enumerate(class_atoms):
+        # Keys first, inline: this loop is the group's quadratic part.
+        decided = keys_decide(atom.key, representative.key, conventions)
+        if decided is not None or compare != "math":
+            stats.fast_path += 1
+            if decided:
+                formed[k]["same_key"] += 1
+                return k
+            continue
         checks, timeouts = stats.semantic_checks, stats.timeouts
-        same, how = atoms_equivalent(atom, representative, compare, checker, stats)
+        same, _, _ = checker.compare(atom.normalized, representative.normalized, stats)
+        how = "verify"
         if stats.semantic_checks > checks:
             formed[k]["checks"] += stats.semantic_checks - checks
         if stats.timeouts > timeouts:
