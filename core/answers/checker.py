@@ -53,6 +53,19 @@ def _on_alarm(signum, frame):
     raise Deadline()
 
 
+def _guarded(function, *args) -> dict[str, Any]:
+    """``function(*args)``, or the error it raised as ``{"error": ...}`` (a parser bug on one answer
+    must not end a batch or the worker); :class:`Deadline` passes through."""
+    try:
+        return function(*args)
+    except MemoryError:
+        return {"error": "out of memory"}
+    except RecursionError:
+        return {"error": "too deeply nested"}
+    except Exception as exc:
+        return {"error": type(exc).__name__}
+
+
 class Checker:
     """math-verify with a parse cache and the false-equivalence vetoes."""
 
@@ -106,15 +119,9 @@ class Checker:
         results: list[dict[str, Any]] = []
         for answer in answers:
             try:
-                results.append(self.parse_reply(answer, conventions))
+                results.append(_guarded(self.parse_reply, answer, conventions))
             except Deadline:
                 return {"results": results, "stopped": "timeout"}
-            except RecursionError:
-                results.append({"error": "too deeply nested"})
-            except MemoryError:
-                results.append({"error": "out of memory"})
-            except Exception as exc:  # a parser bug on one answer must not end the batch
-                results.append({"error": type(exc).__name__})
         return {"results": results}
 
     def first_equal(self, a: str, candidates: list[str], conventions: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -124,15 +131,9 @@ class Checker:
         results: list[dict[str, Any]] = []
         for candidate in candidates:
             try:
-                result = self.equivalent(a, candidate, conventions)
+                result = _guarded(self.equivalent, a, candidate, conventions)
             except Deadline:
                 return {"results": results, "stopped": "timeout"}
-            except RecursionError:
-                result = {"error": "too deeply nested"}
-            except MemoryError:
-                result = {"error": "out of memory"}
-            except Exception as exc:  # a parser bug on one pair must not end the walk
-                result = {"error": type(exc).__name__}
             results.append(result)
             if result.get("equivalent"):
                 break
@@ -471,6 +472,19 @@ def _limit_resources(seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
+def _dispatch(checker: Checker, op: str, request: dict[str, Any]) -> dict[str, Any]:
+    conventions = request.get("conventions")
+    if op == "parse":
+        return checker.parse_reply(request["a"], conventions)
+    if op == "parse_many":
+        return checker.parse_many(list(request["texts"]), conventions)
+    if op == "first_equal":
+        return checker.first_equal(request["a"], list(request["candidates"]), conventions)
+    if op == "equivalent":
+        return checker.equivalent(request["a"], request["b"], conventions)
+    return {"error": f"unknown op {op!r}"}
+
+
 def serve(requests, replies) -> None:
     """Answer requests until stdin closes (which is also how a worker notices its parent died)."""
     signal.signal(signal.SIGALRM, _on_alarm)
@@ -490,26 +504,11 @@ def serve(requests, replies) -> None:
         try:
             signal.setitimer(signal.ITIMER_REAL, seconds)
             try:
-                if op == "parse":
-                    result = checker.parse_reply(request["a"], request.get("conventions"))
-                elif op == "parse_many":
-                    result = checker.parse_many(list(request["texts"]), request.get("conventions"))
-                elif op == "first_equal":
-                    result = checker.first_equal(request["a"], list(request["candidates"]), request.get("conventions"))
-                elif op == "equivalent":
-                    result = checker.equivalent(request["a"], request["b"], request.get("conventions"))
-                else:
-                    result = {"error": f"unknown op {op!r}"}
+                result = _guarded(_dispatch, checker, op, request)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except Deadline:
             result = {"timeout": True}
-        except MemoryError:
-            result = {"error": "out of memory"}
-        except RecursionError:
-            result = {"error": "too deeply nested"}
-        except Exception as exc:  # a parser bug on one answer must not end the worker
-            result = {"error": type(exc).__name__}
         result["seconds"] = time.perf_counter() - started
         _write_frame(replies, result)
 
