@@ -384,3 +384,17 @@ def test_explain_says_what_decided(math, a, b, reason):
     verdict = math.explain(a, b)
     assert verdict.reason == reason
     assert not verdict.failed
+
+
+def test_conventions_are_chosen_in_the_run_config(registry, tmp_path):
+    from ttrl.core.config import load_run_config
+    from ttrl.core.errors import UserError
+
+    path = tmp_path / "run.yaml"
+    path.write_text("estimator:\n  name: majority_vote\nanswers:\n  percent: fraction\n  decimals: exact\n")
+    engine = AnswerEngine.from_settings(registry, load_run_config(path).answers)
+    assert engine.conventions == Conventions(percent="fraction", decimals="exact")
+    assert engine.equivalent("25\\%", "0.25", "math") and not engine.equivalent("0.3333", r"\frac13", "math")
+    path.write_text("estimator:\n  name: majority_vote\nanswers:\n  percent: half\n")
+    with pytest.raises(UserError, match="percent"):
+        load_run_config(path)

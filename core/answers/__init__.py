@@ -74,6 +74,14 @@ class AnswerEngine:
         self._health: dict[str, Any] = dict.fromkeys(_HEALTH_COUNTERS, 0)
         self._health["checker_unavailable"] = None
 
+    @classmethod
+    def from_settings(cls, registry: Registry, settings: Any, **kwargs: Any) -> AnswerEngine:
+        """An engine from a run config's ``answers:`` section (``timeout_seconds``, ``task``,
+        ``percent``, ``decimals``)."""
+        conventions = Conventions(percent=getattr(settings, "percent", "value"), decimals=getattr(settings, "decimals", "rounded"))
+        return cls(registry, timeout_seconds=settings.timeout_seconds, task_override=settings.task,
+                   conventions=conventions, **kwargs)
+
     def task_of(self, group: RolloutGroup) -> str:
         return self.task_override or group.task
 
