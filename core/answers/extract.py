@@ -212,6 +212,9 @@ def _phrase_answer(phrase: str) -> str | None:
     unit = _NUMBER_THEN_WORDS.match(phrase)
     if unit:
         return unit.group(1)
+    words = re.sub(r"\\[A-Za-z]+|\\text\{[^{}]*\}", "", phrase)
+    if re.search(r"\d", words) and re.search(r"[A-Za-z]{2,}", words):
+        return _final_expression(phrase)  # "10 + Jo", "2 (the number of days)": the expression in it
     if _WORDS.match(phrase) or not re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", phrase):
         # a short word answer ("odd", "Monday"), or something without prose in it
         return _math_value(phrase) if "=" in phrase else phrase
@@ -250,7 +253,7 @@ _MATH_SPAN = re.compile(
 # A number-like run of plain text: numbers joined by operators, `3/4`, `12:00`, `1,234`, `2.5`, `75%`.
 _NUM = r"(?:\d+(?:[.,]\d+)*|\.\d+)"
 _PLAIN_RUN = re.compile(
-    rf"(?<![A-Za-z0-9_.\\])(?:[-−]\s?)?{_NUM}(?:\s?[-+*/×÷^:]\s?[-−]?{_NUM})*(?:\s?%|\\%)?(?![A-Za-z0-9_]|\.\d)"
+    rf"(?<![A-Za-z0-9_.\\])(?:(?<![\d)\]])(?<![\d)\]]\s)[-−]\s?)?{_NUM}(?:\s?[-+*/×÷^:]\s?[-−]?{_NUM})*(?:\s?%|\\%)?(?![A-Za-z0-9_]|\.\d)"
 )
 _IN_WORD = re.compile(r"[A-Za-z_]\d|\d[A-Za-z_]")
 _COMPARISON_BEFORE = re.compile(r"(?:([A-Za-z])\s*)?(<=|>=|≤|≥|<|>|\\[lg]eq?|\\[lg]t)\s*$")
