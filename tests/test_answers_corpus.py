@@ -72,6 +72,20 @@ UNBOXED = [
     ("The answer is Monday.", "Monday"),
     ("The answer is no solution.", None),  # "no" opens an opinion, not an answer word
     ("The final answer is $\\infty$", r"\infty"),
+    # a response that is only an expression is that expression
+    (r"\frac{1}{2}", r"\frac{1}{2}"),
+    ("x^2+1", "x^2+1"),
+    (r"\pi", r"\pi"),
+    ("6 - 5i", "6 - 5i"),
+    ("(1, 2)", "(1, 2)"),
+    (r"\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix}1\\2\end{pmatrix}"),
+    ("16 - 7 = 9", "9"),
+    # several spans joined by "or"/"and" in the final statement are one list answer
+    ("So $x=2$ or $x=3$.", "x=2, x=3"),
+    ("The roots are $-1$ and $4$.", "-1, 4"),
+    # a factorial is not a sentence's end; a currency sign inside a span is not its end
+    ("The number of orderings is $5!$", "5!"),
+    (r"It costs $\$5.00$.", r"\$5.00"),
 ]
 
 
@@ -146,6 +160,13 @@ def test_boxes(math, text, expected):
         assert answer == "-3"
     else:
         assert answer == expected
+
+
+def test_bare_and_listed_answers_grade_as_training_would(math):
+    assert graded(math, r"\frac12", "0.5")
+    assert graded(math, "So $x=2$ or $x=3$.", r"\{2, 3\}")
+    assert graded(math, "The number of orderings is $5!$", "120")
+    assert graded(math, r"It costs $\$5.00$.", "5")
 
 
 def test_several_boxes_form_one_set_answer(math):
