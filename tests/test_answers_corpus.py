@@ -338,6 +338,13 @@ UNITS = [
     (r"10\text{ cm}", r"10\text{ cm}", True),
     (r"12\text{ inches}", r"12\text{ inch}", True),
     (r"3\text{ m}", r"4\text{ m}", False),
+    ("5 km", "5", True),  # a unit written without \text (verl's DAPO normaliser drops unit words)
+    ("5 km", "5 cm", False),
+    (r"10\text{ cm}^2", "10", True),
+    (r"10\text{ cm}^2", r"10\text{ cm}", False),
+    ("12 square units", "12", True),
+    ("1,000 dollars", "1000", True),
+    ("5 x", "5", False),  # one letter is a variable, not a unit
 ]
 
 
