@@ -41,6 +41,12 @@ _BOX_COMMANDS = ("\\boxed", "\\Boxed", "\\BOXED", "\\fbox")
 _LIST_CONNECTOR = re.compile(
     r"^[\s$,;.]*(?:(?:and|or|&|\\text\{\s*(?:and|or)\s*\}|\\quad|\\qquad|\\text\{,\s*\})[\s$,;]*)?$", re.IGNORECASE
 )
+def _joins_a_list(between: str) -> bool:
+    """Whether the text between two answers makes them one list (short: the pattern must not meet
+    a hostile 100,000-character gap)."""
+    return len(between) <= 40 and _LIST_CONNECTOR.match(between) is not None
+
+
 _QUOTES = "\"'“”‘’`"
 
 
@@ -117,7 +123,7 @@ def _boxed_with_end(text: str) -> tuple[str | None, int] | None:
     contents = [content]
     for _ in range(_MAX_BOXES_IN_LIST - 1):
         previous = _last_box_before(text, start)
-        if previous is None or not _LIST_CONNECTOR.match(text[previous[1] : start]):
+        if previous is None or not _joins_a_list(text[previous[1] : start]):
             break
         start = previous[0]
         contents.append(previous[2])
@@ -417,7 +423,7 @@ def _final_expression(statement: str) -> str | None:
             return _phrase_answer(last.group("bold"))
         values = [_span_value(last)]
         for previous, following in zip(reversed(spans[:-1]), reversed(spans[1:])):
-            if previous.group("bold") is not None or not _LIST_CONNECTOR.match(statement[previous.end() : following.start()]):
+            if previous.group("bold") is not None or not _joins_a_list(statement[previous.end() : following.start()]):
                 break
             values.append(_span_value(previous))
         if len(values) > 1 and all(values):
