@@ -182,6 +182,8 @@ NO_ANSWER = [
     "This answer is incorrect.",
     "That answer is wrong, try again.",
     "the answer is a bit tricky to find",
+    "The answer is a prime number.",
+    "The answer is the sum of the two numbers.",
     "I could not solve this problem.",
     "Not a number.",
     # cut off at the token limit (real SmolLM2-135M rollouts of the built-in set end like this)

@@ -158,7 +158,7 @@ _ANSWER_STATEMENT = re.compile(
 _NOT_AN_ANSWER = re.compile(
     r"^(?:correct|incorrect|wrong|right|not\b|false|true\b|unclear|unknown|undefined\b|above|below|"
     r"as\s+follows|the\s+following|in\s+the|given\s+below|yes\b|no\b|that\b|because|since|"
-    r"already|still|clearly|obviously|simple|easy|straightforward|missing|none\b)",
+    r"already|still|clearly|obviously|simple|easy|straightforward|missing|none\b|an?\s+[a-z]{2,}|the\s+[a-z]{2,})",
     re.IGNORECASE,
 )
 _LEAD_WORDS = re.compile(r"^(?:given\s+by|equal\s+to|equals|approximately|about|around|roughly|simply|just|then|thus|therefore|so)\b[\s:]*", re.IGNORECASE)
