@@ -163,6 +163,7 @@ def test_boxes(math, text, expected):
 
 
 def test_bare_and_listed_answers_grade_as_training_would(math):
+    assert graded(math, "The final answer is $x = -1$ or $x = 3$", "-1, 3")
     assert graded(math, r"\frac12", "0.5")
     assert graded(math, "So $x=2$ or $x=3$.", r"\{2, 3\}")
     assert graded(math, "The number of orderings is $5!$", "120")
@@ -271,7 +272,9 @@ def test_decimal_comma(math, written, value):
 
 
 @pytest.mark.parametrize(
-    ("written", "value"), [("10,455", "10455"), ("1,000", "1000"), ("1,234,567", "1234567"), ("-2,500", "-2500"), (r"\$1,600", "1600")]
+    ("written", "value"),
+    [("10,455", "10455"), ("1,000", "1000"), ("1,234,567", "1234567"), ("-2,500", "-2500"), (r"\$1,600", "1600"),
+     (r"1,\!000", "1000"), (r"12,\!345", "12345"), ("1{,}000", "1000")],  # MATH writes thousands as 1,\!000
 )
 def test_thousands_separators(math, written, value):
     assert math.equivalent(written, value)

@@ -185,6 +185,11 @@ def minerva_final_answer(text: str) -> str | None:
 def _statement_value(text: str, start: int) -> str | None:
     """The answer written at ``text[start:]`` after an answer phrase (one span, or up to the end of the sentence)."""
     rest = text[start : start + 2000].lstrip()
+    if rest.startswith(("$", "\\(")):
+        statements = _statements(rest)
+        first = statements[0] if statements else ""
+        if len(_MATH_SPAN.findall(first)) > 1:
+            return _final_expression(first)  # "$x = -1$ or $x = 3$": the list
     for opener, closer in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**")):
         if rest.startswith(opener):
             close = rest.find(closer, len(opener))
