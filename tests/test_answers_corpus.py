@@ -431,3 +431,26 @@ def test_conventions_are_chosen_in_the_run_config(registry, tmp_path):
     path.write_text("estimator:\n  name: majority_vote\nanswers:\n  percent: half\n")
     with pytest.raises(UserError, match="percent"):
         load_run_config(path)
+
+
+# -- boxed responses: the label TTRL's own code gives --------------------------------------------------
+
+QWEN_STYLE_GROUPS = [
+    # (responses, the label of TTRL's vote: the most common last-box content)
+    ([r"... so the answer is $\boxed{5}$.", r"Thus $\boxed{5}$", r"We get $\boxed{6}$.", r"Therefore, the final answer is: $\boxed{5}$. I hope it is correct."], "5"),
+    ([r"\boxed{\frac{1}{2}}", r"\boxed{\frac{1}{2}}.", r"\boxed{2}", r"The answer is \boxed{\frac{1}{2}}"], r"\frac{1}{2}"),
+    ([r"First $\boxed{3}$, then on reflection $\boxed{4}$.", r"$\boxed{4}$", r"$\boxed{3}$"], "4"),
+    ([r"The probability is $\boxed{\dfrac{5}{12}}$.\n\nThis answer is correct.", r"$\boxed{\frac{5}{12}}$", r"$\boxed{\frac{7}{12}}$"], r"\frac{5}{12}"),
+    ([r"$\boxed{(3, \frac{\pi}{2})}$", r"$\boxed{\left( 3, \frac{\pi}{2} \right)}$", r"$\boxed{(3, \pi)}$"], r"(3, \frac{\pi}{2})"),
+]
+
+
+@pytest.mark.parametrize(("responses", "ttrl_label"), QWEN_STYLE_GROUPS)
+def test_boxed_responses_vote_for_the_label_ttrl_gives(math, responses, ttrl_label):
+    from ttrl.core.data import Rollout, RolloutGroup
+    from ttrl.plugins.majority_vote import MajorityVoteOptions, estimate_majority_vote
+
+    group = RolloutGroup(id="g", prompt="p", rollouts=[Rollout(t) for t in responses])
+    group.classes = math.classify_texts(responses)
+    estimate = estimate_majority_vote(group, MajorityVoteOptions())
+    assert math.equivalent(estimate.label, ttrl_label)
