@@ -404,6 +404,13 @@ def test_the_label_is_the_cleanest_member(math):
     assert classes.representatives == [r"\frac{1}{2}", "3"]
 
 
+def test_a_label_keeps_its_unit(math):
+    classes = math.cluster([r"5\text{ cm}", "5 cm", r"5\text{ km}"])
+    assert classes.class_ids == [0, 0, 1]
+    assert classes.representatives == [r"5\text{ cm}", r"5\text{ km}"]
+    assert not math.equivalent(classes.representatives[0], r"5\text{ km}")  # a label means what its members mean
+
+
 # -- explaining a verdict ----------------------------------------------------------------------------
 
 

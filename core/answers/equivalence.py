@@ -496,7 +496,7 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
         k = by_string.get(answer)
         if k is not None:
             formed[k]["exact_string"] += 1
-            spellings[k][atoms[answer].normalized] += 1
+            spellings[k][_spelling(atoms[answer])] += 1
             class_ids.append(k)
             continue
         atom = atoms[answer]
@@ -512,7 +512,7 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
                 class_atoms.append(atom)
                 spellings.append(Counter())
             by_key[atom.key] = k
-        spellings[k][atom.normalized] += 1
+        spellings[k][_spelling(atom)] += 1
         by_normalized.add(atom.normalized)
         by_string[answer] = k
         class_ids.append(k)
@@ -542,6 +542,15 @@ def _prepare(atoms: list[Atom], checker: SemanticChecker, stats: CheckStats) -> 
     texts = list(dict.fromkeys(atom.normalized for atom in atoms if atom.normalized))
     if len(texts) >= _PREPARE_FROM and any(atom.normalized and not atom.key.decided for atom in atoms):
         checker.prepare(texts, stats)
+
+
+def _spelling(atom: Atom) -> str:
+    """How a member would read as its class's label: the normalised text, with its unit if it had one
+    (a label must mean what its members mean: `5\\text{ cm}`, not `5`)."""
+    if not atom.key.unit:
+        return atom.normalized
+    unit, caret, power = atom.key.unit.partition("^")
+    return f"{atom.normalized}\\text{{ {unit}}}{caret}{power}"
 
 
 def _cleanest(spellings: Counter[str]) -> str:
