@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ttrl.core.answers import AnswerEngine
+from ttrl.core.answers import AnswerEngine, Budget
 from ttrl.core.answers.normalize import Conventions
 from ttrl.core.plugins import load_plugins
 
@@ -431,9 +431,11 @@ def test_conventions_are_chosen_in_the_run_config(registry, tmp_path):
     from ttrl.core.errors import UserError
 
     path = tmp_path / "run.yaml"
-    path.write_text("estimator:\n  name: majority_vote\nanswers:\n  percent: fraction\n  decimals: exact\n")
+    path.write_text("estimator:\n  name: majority_vote\nanswers:\n  percent: fraction\n  decimals: exact\n"
+                    "  group_seconds: 2.5\n  group_requests: 100\n")
     engine = AnswerEngine.from_settings(registry, load_run_config(path).answers)
     assert engine.conventions == Conventions(percent="fraction", decimals="exact")
+    assert engine.budget == Budget(requests=100, seconds=2.5)
     assert engine.equivalent("25\\%", "0.25", "math") and not engine.equivalent("0.3333", r"\frac13", "math")
     path.write_text("estimator:\n  name: majority_vote\nanswers:\n  percent: half\n")
     with pytest.raises(UserError, match="percent"):

@@ -77,10 +77,11 @@ class AnswerEngine:
     @classmethod
     def from_settings(cls, registry: Registry, settings: Any, **kwargs: Any) -> AnswerEngine:
         """An engine from a run config's ``answers:`` section (``timeout_seconds``, ``task``,
-        ``percent``, ``decimals``)."""
-        conventions = Conventions(percent=getattr(settings, "percent", "value"), decimals=getattr(settings, "decimals", "rounded"))
+        ``percent``, ``decimals``, ``group_seconds``, ``group_requests``)."""
+        conventions = Conventions(percent=settings.percent, decimals=settings.decimals)
+        budget = Budget(requests=settings.group_requests, seconds=settings.group_seconds)
         return cls(registry, timeout_seconds=settings.timeout_seconds, task_override=settings.task,
-                   conventions=conventions, **kwargs)
+                   conventions=conventions, budget=budget, **kwargs)
 
     def task_of(self, group: RolloutGroup) -> str:
         return self.task_override or group.task
