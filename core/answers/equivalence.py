@@ -43,6 +43,9 @@ MAX_TIMEOUTS_PER_GROUP = 2
 _CACHE_SIZE = 65536
 #: For ``compare="exact"``: a pre-extracted `(b)` or `B` is the choice B.
 _CHOICE_LETTER = re.compile(r"^\(?([A-Za-z])\)?$")
+#: What may take seconds to evaluate (a power of a power, a factorial, a huge exponent): parsed one
+#: by one, so that a timeout is pinned on that answer and does not cost a whole batch of parses.
+_COSTLY = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\{?\s*\d{3,}|!|\\binom|\\prod|\\sum")
 #: Distinct answers from which a group's answers are parsed in batches before the class walk.
 _PREPARE_FROM = 8
 #: A request is not started with less than this left of the group's time budget.
@@ -222,7 +225,8 @@ class SemanticChecker:
         class walk (which then needs no parse request and no check for answers whose fingerprints
         differ). A chunk that fails or times out is left to the one-by-one parse, which pins a
         timeout on the answer that caused it."""
-        todo = [t for t in dict.fromkeys(texts) if len(t) <= MAX_PARSE_CHARS and self._recall(self._parsed, t) is None]
+        todo = [t for t in dict.fromkeys(texts)
+                if len(t) <= MAX_PARSE_CHARS and not _COSTLY.search(t) and self._recall(self._parsed, t) is None]
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
             try:
