@@ -36,6 +36,7 @@ VARIABLES = {
         EnvVar("TTRL_ANSWER_WORKERS", "int", "answer-checker worker processes per process", minimum=0),
         EnvVar("TTRL_ANSWER_WORKER_MEMORY_MB", "int", "memory limit of one answer-checker worker, MiB", minimum=1),
         EnvVar("TTRL_ANSWER_WORKER_STARTUP", "float", "seconds a fresh answer-checker worker may take to start", minimum=0),
+        EnvVar("TTRL_ANSWER_WORKER_RETRY", "float", "seconds before a pool that gave up starting workers tries again", minimum=0),
         EnvVar("TTRL_CACHE_DIR", "path", "where converted models are cached (default ~/.cache/ttrl)"),
         EnvVar("TTRL_MODEL_CACHE", "flag", "cache converted GGUF models (0 turns it off)"),
         EnvVar("TTRL_OPENRLHF_SPEC", "internal", "set by `ttrl train` for OpenRLHF's processes"),
