@@ -2,7 +2,7 @@
 
 A trainer hands over one prompt's N sampled responses (texts, optional per-token statistics, optional
 reference answer) and gets back one reward per response, the responses to train on, and the
-reward-quality metrics of CONTRACT.md. The reference answer is used for metrics only: the estimator
+reward-quality metrics of docs/formats.md. The reference answer is used for metrics only: the estimator
 never sees it (it is not part of the :class:`RolloutGroup`).
 
 TTRL (Zuo et al., 2025) votes over ``n_votes`` = 64 samples and trains on ``n_train`` = 32 of them; the
@@ -28,7 +28,7 @@ from ttrl.core.registry import ANSWERS, Registry
 
 logger = logging.getLogger(__name__)
 
-#: Token statistics a trainer can compute from the policy's logits (CONTRACT.md definitions).
+#: Token statistics a trainer can compute from the policy's logits (definitions in docs/formats.md).
 TOKEN_STAT_INPUTS = frozenset(STAT_FIELDS) | frozenset(TOKEN_FIELDS)
 
 
