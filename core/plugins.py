@@ -32,6 +32,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ttrl.plugins.dare",
     "ttrl.plugins.entropy",
     "ttrl.plugins.self_certainty",
+    "ttrl.plugins.similarity_extractors",
+    "ttrl.plugins.consensus_similarity",
 )
 
 _REGISTER_HOOKS = ("register_extractors", "register_estimators", "register_reward_shapers")
