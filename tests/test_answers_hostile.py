@@ -90,6 +90,15 @@ ADVERSARIAL_TEXTS = {
     "parenthesised letters": "(A)" * 3_000_000,
     "bare boxes": "\\boxed " * 1_500_000,
     "backslashes": "\\" * 10_000_000,
+    "dollars": "$" * 10_000_000,
+    "inline math": "$1$ " * 2_500_000,
+    "display math openers": "\\[" * 5_000_000,
+    "bold": "**" * 5_000_000,
+    "operators": "1+" * 5_000_000,
+    "open tuples": "(1," * 3_000_000,
+    "answer colons": "Answer: " * 1_250_000,
+    "boxes joined by and": "\\boxed{1} and " * 700_000,
+    "sentences": "So 2. " * 1_700_000,
 }
 
 

@@ -1,17 +1,18 @@
 """Equivalence of answers and clustering into classes: fast paths first, the sandboxed checker last.
 
 Clustering compares each new answer with the *representative* of each existing class and joins the
-first class that matches; it never joins classes through chains. math-verify's equality is not
-transitive (it rounds: ``0.1234564 ≈ 0.1234565 ≈ 0.1234566`` pairwise, the ends not), so union-find
-over all pairs could put two answers that are not equivalent into one class; comparing with
-representatives guarantees every member is equivalent to its class's representative, and costs one
+first class that matches; it never joins classes through chains. Equality with rounding is not
+transitive (``0.3333 ≈ \\frac13 ≈ 0.33333``, the ends not; ``5\\text{ cm} ≈ 5 ≈ 5\\text{ km}``), so
+union-find over all pairs could put two answers that are not equivalent into one class; comparing
+with representatives guarantees every member is equivalent to its class's first member, and costs one
 check per (distinct answer, class) rather than per pair. The fast paths merge by *keys* that are true
-equivalence relations (equal normalised strings, equal exact rationals, equal sets of rationals),
-so merging by key before comparing never breaks that guarantee.
+equivalence relations (equal normalised strings, equal exact rationals with equal units, equal sets of
+rationals), so merging by key before comparing never breaks that guarantee.
 
-Cost per group: each distinct string is normalised once; each distinct key needs a semantic check
-only against classes whose keys cannot decide (:func:`~.normalize.keys_decide`). Semantic results
-and parse failures are cached process-wide, so a repeated pair never costs a second round trip.
+Cost per group is bounded (:class:`Budget`): past a number of checker requests or a time budget, the
+remaining undecided pairs are not sent to the checker: the group's classes are then those of the
+normalised keys, and its diagnostics say so (``degraded``). Semantic results and parse failures are
+cached per engine, so a repeated pair never costs a second round trip.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data import AnswerClasses
-from .normalize import MAX_NORMALIZE_CHARS, MAX_PARSE_CHARS, Key, answer_key, keys_decide, normalize_with_flag
+from .normalize import (
+    DEFAULT_CONVENTIONS,
+    MAX_NORMALIZE_CHARS,
+    MAX_PARSE_CHARS,
+    Conventions,
+    Key,
+    answer_key,
+    keys_decide,
+    normalize,
+)
 from .sandbox import CheckerPool, WorkerFailed, get_pool
 
 COMPARE_MODES = ("math", "number", "exact")
@@ -33,6 +43,26 @@ MAX_TIMEOUTS_PER_GROUP = 2
 _CACHE_SIZE = 65536
 #: For ``compare="exact"``: a pre-extracted `(b)` or `B` is the choice B.
 _CHOICE_LETTER = re.compile(r"^\(?([A-Za-z])\)?$")
+#: A request is not started with less than this left of the group's time budget.
+_MIN_REQUEST_SECONDS = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The most semantic work one group may cost: ``requests`` to the checker (parses and
+    comparisons) and ``seconds`` the checker spends on them (the wait for a free worker and a worker's
+    start-up are not counted, so threads sharing the pool do not degrade each other). Past either, the group's remaining
+    undecided pairs count as different (classes by normalised key) and ``degraded`` says so."""
+
+    requests: int = 256
+    seconds: float = 1.5
+
+    def __post_init__(self) -> None:
+        if self.requests < 0 or self.seconds < 0:
+            raise ValueError(f"a budget cannot be negative: {self}")
+
+
+DEFAULT_BUDGET = Budget()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +74,41 @@ class Atom:
     key: Key
 
 
-def make_atom(answer: str, compare: str) -> Atom:
+def make_atom(answer: str, compare: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> Atom:
     if len(answer) > MAX_NORMALIZE_CHARS:
         return Atom(answer, answer, Key("text", answer))
-    normalized, wrapped = normalize_with_flag(answer)
+    normalized = normalize(answer)
     if compare == "exact":
-        letter = _CHOICE_LETTER.match(normalized)
-        return Atom(answer, normalized, Key("text", letter.group(1).upper() if letter else normalized))
-    return Atom(answer, normalized, answer_key(normalized, wrapped=wrapped))
+        letter = _CHOICE_LETTER.match(normalized.text)
+        return Atom(answer, normalized.text, Key("text", letter.group(1).upper() if letter else normalized.text))
+    key = answer_key(normalized.text, wrapped=normalized.wrapped, unit=normalized.unit, conventions=conventions)
+    return Atom(answer, normalized.text, key)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why two answers were judged equal or different.
+
+    ``reason`` says what decided (``"same string"``, ``"same number"``, ``"units differ"``,
+    ``"rounded decimal"``, ``"math-verify"``, ``"equations differ"``, ...). ``failed`` is set when the
+    check could not be made (a timeout, a crashed worker, a checker that cannot start, the group's
+    budget spent, an answer too long to parse): the answers then count as different, and ``reason``
+    says which failure it was.
+    """
+
+    equivalent: bool
+    reason: str
+    normalized: tuple[str | None, str | None] = (None, None)
+    checked: bool = False
+    failed: bool = False
+
+    def __bool__(self) -> bool:
+        return self.equivalent
 
 
 @dataclass
 class CheckStats:
-    """Counters for one clustering (or one pairwise check): what decided each comparison."""
+    """Counters for one clustering (or one pairwise check): what decided each comparison, what failed."""
 
     fast_path: int = 0
     cache_hits: int = 0
@@ -69,22 +121,45 @@ class CheckStats:
     skipped: int = 0
     veto_reasons: list[str] = field(default_factory=list)
     suspects: set[str] = field(default_factory=set)
+    budget: Budget = DEFAULT_BUDGET
+    #: Seconds the checker spent on this group's requests (waiting for a free worker or for a
+    #: worker's start-up is not counted: contention between threads must not degrade a group).
+    spent: float = 0.0
+    degraded: str | None = None
+    unavailable: str | None = None
+    failure_reasons: list[str] = field(default_factory=list)
+
+    def seconds_left(self) -> float:
+        return self.budget.seconds - self.spent
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k not in ("veto_reasons", "suspects")}
+        hidden = ("veto_reasons", "suspects", "budget", "spent", "degraded", "unavailable", "failure_reasons")
+        data = {k: v for k, v in self.__dict__.items() if k not in hidden}
         if self.veto_reasons:
             data["veto_reasons"] = sorted(set(self.veto_reasons))
+        if self.failure_reasons:
+            data["failure_reasons"] = sorted(set(self.failure_reasons))
+        if self.degraded:
+            data["degraded"] = self.degraded
+        if self.unavailable:
+            data["checker_unavailable"] = self.unavailable
         return data
+
+
+class _BudgetSpent(Exception):
+    pass
 
 
 class SemanticChecker:
     """math-verify in sandbox workers, behind a result cache and a list of answers that cannot parse."""
 
-    def __init__(self, timeout_seconds: float, pool: CheckerPool | None = None):
+    def __init__(self, timeout_seconds: float, pool: CheckerPool | None = None,
+                 conventions: Conventions = DEFAULT_CONVENTIONS):
         self.timeout_seconds = timeout_seconds
+        self.conventions = conventions
         self._pool = pool
         self._lock = threading.Lock()
-        self._results: OrderedDict[tuple[str, str], bool] = OrderedDict()
+        self._results: OrderedDict[tuple[str, str], tuple[bool, str]] = OrderedDict()
         self._parsed: OrderedDict[str, bool] = OrderedDict()
         self._strikes: dict[str, int] = {}
 
@@ -92,14 +167,14 @@ class SemanticChecker:
     def pool(self) -> CheckerPool:
         return self._pool or get_pool()
 
-    def _remember(self, table: OrderedDict, key: Any, value: bool) -> None:
+    def _remember(self, table: OrderedDict, key: Any, value: Any) -> None:
         with self._lock:
             table[key] = value
             table.move_to_end(key)
             if len(table) > _CACHE_SIZE:
                 table.popitem(last=False)
 
-    def _recall(self, table: OrderedDict, key: Any) -> bool | None:
+    def _recall(self, table: OrderedDict, key: Any) -> Any:
         with self._lock:
             return table.get(key)
 
@@ -114,7 +189,7 @@ class SemanticChecker:
         known = self._recall(self._parsed, text)
         if known is not None:
             return known
-        reply = self._call({"op": "parse", "a": text}, stats)
+        reply, cut = self._call({"op": "parse", "a": text}, stats)
         parser_raised = reply is not None and reply.status == "failed" and not reply.result.get("crashed")
         if reply is not None and (reply.status == "ok" or parser_raised):
             # Parsed, or the parser raised (deterministic): the answer is settled for good.
@@ -122,6 +197,8 @@ class SemanticChecker:
             self._remember(self._parsed, text, ok)
             return ok
         stats.suspects.add(text)
+        if cut or reply is None and (stats.unavailable or stats.degraded):
+            return False  # the budget or the pool, not the string: no strike
         with self._lock:
             strikes = self._strikes[text] = self._strikes.get(text, 0) + 1
             if len(self._strikes) > _CACHE_SIZE:
@@ -131,74 +208,166 @@ class SemanticChecker:
         return False
 
     def _call(self, message: dict[str, Any], stats: CheckStats):
+        """One request within the group's budget: ``(reply or None, whether the budget cut its limit)``."""
+        if stats.round_trips >= stats.budget.requests:
+            stats.degraded = stats.degraded or (
+                f"request budget ({stats.budget.requests} checker requests) spent: the rest compared by normalised text")
+            raise _BudgetSpent()
+        left = stats.seconds_left()
+        if left < _MIN_REQUEST_SECONDS:
+            stats.degraded = stats.degraded or (
+                f"time budget ({stats.budget.seconds:g} s) spent after {stats.round_trips} checker requests: "
+                "the rest compared by normalised text")
+            raise _BudgetSpent()
+        seconds = min(self.timeout_seconds, left)
         stats.round_trips += 1
         try:
-            reply = self.pool.call(message, self.timeout_seconds)
-        except WorkerFailed:
+            reply = self.pool.call({**message, "conventions": _conventions_message(self.conventions)}, seconds)
+        except WorkerFailed as exc:
             stats.failures += 1
-            return None
+            stats.failure_reasons.append(str(exc)[:200])
+            unavailable = getattr(self.pool, "unavailable", None)
+            if unavailable:
+                stats.unavailable = unavailable
+            return None, False
+        stats.spent += reply.seconds
+        cut = seconds < self.timeout_seconds
         if reply.status == "timeout":
-            stats.timeouts += 1
+            if cut:
+                stats.degraded = stats.degraded or (
+                    f"time budget ({stats.budget.seconds:g} s) spent during a check: the rest compared by normalised text")
+            else:
+                stats.timeouts += 1
         elif reply.status == "failed":
             stats.failures += 1
-        return reply
+            stats.failure_reasons.append(str(reply.result.get("error", "failed")))
+        return reply, cut
 
-    def equivalent(self, a: str, b: str, stats: CheckStats) -> bool:
-        """Symmetric math-verify equivalence with vetoes; a timeout or failure means "not equivalent"."""
+    def compare(self, a: str, b: str, stats: CheckStats) -> tuple[bool, str, bool]:
+        """Symmetric comparison in the checker: ``(equivalent, reason, failed)``; a failure is "different"."""
         pair = (a, b) if a <= b else (b, a)
         cached = self._recall(self._results, pair)
         if cached is not None:
             stats.cache_hits += 1
-            return cached
+            return cached[0], cached[1], False
         if len(a) > MAX_PARSE_CHARS or len(b) > MAX_PARSE_CHARS:
             stats.skipped += 1
-            return False
+            return False, f"longer than {MAX_PARSE_CHARS} characters: compared as text", True
         if stats.timeouts >= MAX_TIMEOUTS_PER_GROUP:
             stats.skipped += 1
-            return False
-        # Parsing each side first pins a timeout on the answer that caused it; that answer is then
-        # never sent again, so one hostile rollout costs one time limit, not one per class.
-        if not (self._parses(pair[0], stats) and self._parses(pair[1], stats)):
+            return False, f"group past {MAX_TIMEOUTS_PER_GROUP} timeouts", True
+        if stats.degraded:
             stats.skipped += 1
-            return False
-        stats.semantic_checks += 1
-        reply = self._call({"op": "equivalent", "a": pair[0], "b": pair[1]}, stats)
-        if reply is None or reply.status != "ok":
-            return False  # not cached: a timeout may be load, not the pair
+            return False, stats.degraded, True
+        try:
+            # Parsing each side first pins a timeout on the answer that caused it; that answer is then
+            # never sent again, so one hostile rollout costs one time limit, not one per class.
+            for side in pair:
+                if not self._parses(side, stats):
+                    stats.skipped += 1
+                    return False, self._why_unparsed(side, stats), True
+            stats.semantic_checks += 1
+            reply, _ = self._call({"op": "equivalent", "a": pair[0], "b": pair[1]}, stats)
+        except _BudgetSpent:
+            stats.skipped += 1
+            return False, stats.degraded or "budget spent", True
+        if reply is None:
+            return False, stats.unavailable or "checker failed", True
+        if reply.status != "ok":  # not cached: a timeout may be load, not the pair
+            if reply.status == "timeout":
+                return False, stats.degraded or f"timed out after {self.timeout_seconds:g} s", True
+            return False, f"checker error: {reply.result.get('error', 'failed')}", True
         stats.verify_calls += int(reply.result.get("verify_calls", 0))
         if reply.result.get("veto"):
             stats.vetoes += 1
             stats.veto_reasons.append(str(reply.result["veto"]))
         same = bool(reply.result.get("equivalent"))
-        self._remember(self._results, pair, same)
-        return same
+        reason = str(reply.result.get("veto") or reply.result.get("decided_by") or ("math-verify" if same else "different"))
+        if reply.result.get("unparsed"):
+            reason = "math-verify could not read an answer"
+        self._remember(self._results, pair, (same, reason))
+        return same, reason, False
+
+    def _why_unparsed(self, text: str, stats: CheckStats) -> str:
+        if stats.degraded:
+            return stats.degraded
+        if stats.unavailable:
+            return stats.unavailable
+        if text in stats.suspects:
+            return f"{text[:40]!r} timed out or crashed the checker"
+        return f"math-verify cannot read {text[:40]!r}"
+
+    def equivalent(self, a: str, b: str, stats: CheckStats) -> bool:
+        """:meth:`compare`'s verdict alone."""
+        return self.compare(a, b, stats)[0]
+
+
+def _conventions_message(conventions: Conventions) -> dict[str, Any]:
+    return {"percent": conventions.percent, "decimals": conventions.decimals,
+            "min_significant": conventions.min_significant}
+
+
+_KEY_REASONS = {"number": "same number", "set": "same set", "sequence": "same tuple or interval", "word": "same word",
+                "text": "same normalised text"}
+
+
+def compare_atoms(a: Atom, b: Atom, compare: str, checker: SemanticChecker, stats: CheckStats) -> Verdict:
+    """The verdict on two atoms: keys first, then (``compare="math"``) the semantic checker."""
+    normalized = (a.normalized, b.normalized)
+    if not a.normalized or not b.normalized:
+        return Verdict(False, "no answer", normalized)
+    if a.text == b.text:
+        return Verdict(True, "same string", normalized)
+    if a.normalized == b.normalized and a.key == b.key:
+        return Verdict(True, "same normalised text", normalized)
+    decided = keys_decide(a.key, b.key, checker.conventions)
+    if decided is not None or compare != "math":
+        stats.fast_path += 1
+        return Verdict(bool(decided), _key_reason(a.key, b.key, bool(decided)), normalized)
+    same, reason, failed = checker.compare(a.normalized, b.normalized, stats)
+    return Verdict(same, reason, normalized, checked=True, failed=failed)
+
+
+def _key_reason(a: Key, b: Key, same: bool) -> str:
+    if same:
+        if a.kind == "number" and a.value != b.value:
+            return "rounded decimal"
+        return _KEY_REASONS.get(a.kind, "same key")
+    if a.kind == "number" and b.kind == "number":
+        return "units differ" if a.value == b.value else "numbers differ"
+    if a.kind != b.kind:
+        if a.kind == "text" or b.kind == "text":
+            return "normalised texts differ"
+        return f"a {a.kind} is not a {b.kind}"
+    return f"{a.kind}s differ" if a.kind != "text" else "normalised texts differ"
 
 
 def atoms_equivalent(a: Atom, b: Atom, compare: str, checker: SemanticChecker, stats: CheckStats) -> tuple[bool, str]:
     """Whether two atoms are equivalent, and what decided it (``"same_key"`` or ``"verify"``)."""
-    decided = keys_decide(a.key, b.key)
-    if decided is not None or compare != "math":
-        stats.fast_path += 1
-        return bool(decided), "same_key"
-    return checker.equivalent(a.normalized, b.normalized, stats), "verify"
+    verdict = compare_atoms(a, b, compare, checker, stats)
+    return verdict.equivalent, "verify" if verdict.checked else "same_key"
 
 
-def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecker) -> AnswerClasses:
+def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecker,
+            budget: Budget = DEFAULT_BUDGET) -> AnswerClasses:
     """Group answers into equivalence classes (ids in order of first appearance, ``-1`` = no answer).
 
-    Each class's diagnostics count how its members joined: ``first``, ``exact_string`` (a string
-    already seen), ``normalised`` (same normalised string), ``same_<kind>`` (same exact rational,
-    set, sequence or word under another spelling), ``verify`` (the semantic checker); and the
-    ``checks`` and ``timeouts`` of semantic checks made against its representative.
+    Each class's label (``representatives[k]``) is its cleanest member: the most frequent normalised
+    spelling, the shortest among equally frequent ones. Each class's diagnostics count how its members
+    joined: ``first``, ``exact_string`` (a string already seen), ``normalised`` (same normalised
+    string), ``same_<kind>`` (same exact rational, set, sequence or word under another spelling),
+    ``verify`` (the semantic checker); and the ``checks`` and ``timeouts`` of semantic checks made
+    against its first member.
     """
-    stats = CheckStats()
+    stats = CheckStats(budget=budget)
     by_string: dict[str, int] = {}  # exact string -> class
     by_normalized: set[str] = set()
     by_key: dict[Key, int] = {}  # fast-path key -> class
-    representatives: list[str] = []
     class_atoms: list[Atom] = []
     formed: list[Counter[str]] = []
+    spellings: list[Counter[str]] = []
     class_ids: list[int] = []
+    atoms: dict[str, Atom] = {}
     for answer in answers:
         if answer is None:
             class_ids.append(-1)
@@ -206,9 +375,10 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
         k = by_string.get(answer)
         if k is not None:
             formed[k]["exact_string"] += 1
+            spellings[k][atoms[answer].normalized] += 1
             class_ids.append(k)
             continue
-        atom = make_atom(answer, compare)
+        atom = make_atom(answer, compare, checker.conventions)
         if not atom.normalized:  # "", "$ $", "\\,": an empty answer must not win a vote
             class_ids.append(-1)
             continue
@@ -217,13 +387,16 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
             formed[k]["normalised" if atom.normalized in by_normalized else f"same_{atom.key.kind}"] += 1
         else:
             k = _place(atom, class_atoms, formed, compare, checker, stats)
-            if k == len(representatives):
-                representatives.append(answer)
+            if k == len(class_atoms):
                 class_atoms.append(atom)
+                spellings.append(Counter())
             by_key[atom.key] = k
+        atoms[answer] = atom
+        spellings[k][atom.normalized] += 1
         by_normalized.add(atom.normalized)
         by_string[answer] = k
         class_ids.append(k)
+    labels = [_cleanest(counter) for counter in spellings]
     diagnostics: dict[str, Any] = {
         "method": f"{compare}: exact string, normalised key, then math-verify vs. class representatives"
         if compare == "math"
@@ -234,11 +407,17 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
         "distinct_keys": len(by_key),
         "classes": [
             {"size": size, "key": class_atoms[k].key.kind, **formed[k]}
-            for k, size in enumerate(_sizes(class_ids, len(representatives)))
+            for k, size in enumerate(_sizes(class_ids, len(class_atoms)))
         ],
         **stats.to_dict(),
     }
-    return AnswerClasses(list(answers), class_ids, representatives, diagnostics)
+    return AnswerClasses(list(answers), class_ids, labels, diagnostics)
+
+
+def _cleanest(spellings: Counter[str]) -> str:
+    """The label of a class: its most frequent normalised spelling, then the shortest, then the first."""
+    order = {text: i for i, text in enumerate(spellings)}
+    return min(spellings, key=lambda text: (-spellings[text], len(text), order[text]))
 
 
 def _place(atom: Atom, class_atoms: list[Atom], formed: list[Counter[str]], compare: str,
