@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -42,6 +42,20 @@ class AnswerSettings(BaseModel):
 
     timeout_seconds: float = Field(default=5.0, gt=0, description="Wall-clock limit per parse or comparison.")
     task: str | None = Field(default=None, description="Extractor to use for every group, overriding each group's task.")
+    class_thresholds: dict[Literal["rouge_l", "jaccard", "ast"], Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description="free_form/code tasks: θ of the answer classes per similarity (defaults rouge_l 0.5, jaccard 0.5, ast 0.9).",
+    )
+    grade_thresholds: dict[Literal["rouge_l", "jaccard", "ast"], Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description="free_form/code tasks: θ of grading against a reference per similarity (defaults rouge_l 0.5, jaccard 0.5, ast 0.95).",
+    )
+
+    def similarity_thresholds(self):
+        """The :class:`ttrl.core.similarity.SimilarityThresholds` these settings select."""
+        from .similarity import SimilarityThresholds
+
+        return SimilarityThresholds(classes=dict(self.class_thresholds), grade=dict(self.grade_thresholds))
 
 
 class RunConfig(BaseModel):

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from rapidfuzz.distance import LCSseq
 
+from .data import AnswerClasses
+
 #: Similarity measures by name (the ``similarity`` option and the extractors' ``compare`` modes).
 SIMILARITIES = ("rouge_l", "jaccard", "ast")
 MAX_TOKENS = 4096
@@ -290,3 +292,79 @@ def single_link_classes(matrix: SimilarityMatrix, threshold: float) -> list[int]
             continue
         out.append(ids.setdefault(find(i), len(ids)))
     return out
+
+
+# -- answer classes and grading for the similarity tasks (used by the answer engine) ---------------
+
+#: Default θ of the answer classes (single link over F1 ≥ θ) per measure.
+DEFAULT_CLASS_THRESHOLDS = {"rouge_l": 0.5, "jaccard": 0.5, "ast": 0.9}
+#: Default θ of grading against a reference (containment ≥ θ) per measure.
+DEFAULT_GRADE_THRESHOLDS = {"rouge_l": 0.5, "jaccard": 0.5, "ast": 0.95}
+
+
+@dataclass(frozen=True)
+class SimilarityThresholds:
+    """θ per measure for answer classes (``classes``) and for grading against a reference (``grade``);
+    measures not named take the defaults."""
+
+    classes: dict = field(default_factory=dict)
+    grade: dict = field(default_factory=dict)
+
+    def class_threshold(self, measure: str) -> float:
+        return float(self.classes.get(measure, DEFAULT_CLASS_THRESHOLDS[measure]))
+
+    def grade_threshold(self, measure: str) -> float:
+        return float(self.grade.get(measure, DEFAULT_GRADE_THRESHOLDS[measure]))
+
+    def describe(self) -> dict:
+        """What the bench states in its results: every measure's two thresholds and their rules."""
+        return {
+            measure: {
+                "class_threshold": self.class_threshold(measure),
+                "grade_threshold": self.grade_threshold(measure),
+            }
+            for measure in SIMILARITIES
+        } | {
+            "classes": "single-link clusters of answers whose similarity (F1) >= class_threshold",
+            "grading": "correct when containment(answer, reference) >= grade_threshold: the common part "
+            "(LCS, or shared tokens for jaccard) over the length of the shorter side",
+        }
+
+
+def containment(a: str, b: str, similarity: str) -> float:
+    """How much of the shorter answer is found in the other: LCS/min(|a|,|b|) over tokens (``rouge_l``)
+    or AST labels (``ast``, tokens when either does not parse); |A ∩ B|/min(|A|,|B|) for ``jaccard``.
+    Symmetric; 0 when either is empty. A short reference ("Paris") is fully contained in a sentence
+    that states it ("The capital of France is Paris"), which F1 would score 0.29."""
+    x, y = prepare(a, similarity), prepare(b, similarity)
+    if similarity == "jaccard":
+        small = min(len(x.token_set), len(y.token_set))
+        return len(x.token_set & y.token_set) / small if small else 0.0
+    if similarity == "ast" and x.structure is not None and y.structure is not None:
+        p, q = x.structure, y.structure
+    else:
+        p, q = x.tokens, y.tokens
+    if not p or not q:
+        return 0.0
+    return LCSseq.similarity(p, q) / min(len(p), len(q))
+
+
+def similarity_classes(answers: Sequence[str | None], similarity: str, threshold: float,
+                       *, deadline_seconds: float | None = 10.0) -> AnswerClasses:
+    """Answer classes by single-link clustering at ``threshold``; each class's label is its medoid."""
+    matrix = similarity_matrix(answers, similarity, deadline_seconds=deadline_seconds)
+    class_ids = single_link_classes(matrix, threshold)
+    labels = []
+    for k in range(max(class_ids, default=-1) + 1):
+        members = [i for i, c in enumerate(class_ids) if c == k]
+        sub = SimilarityMatrix(matrix.values[np.ix_(members, members)], [True] * len(members))
+        labels.append(answers[members[medoid(sub)]])
+    diagnostics = {
+        "method": f"{similarity}: single-link clusters at similarity >= {threshold}, labelled by their medoid",
+        "answers": len(answers),
+        "no_answer": class_ids.count(-1),
+        **matrix.diagnostics,
+    }
+    if "pairs_past_deadline" in diagnostics:
+        diagnostics["degraded"] = True
+    return AnswerClasses(list(answers), class_ids, labels, diagnostics)

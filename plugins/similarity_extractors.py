@@ -51,6 +51,7 @@ _OPENER = re.compile(
 )
 _EMPHASIS = re.compile(r"\*\*|__|^#{1,6}[ \t]", re.MULTILINE)
 _WHITESPACE = re.compile(r"\s+")
+_CONTENT = re.compile(r"[^\W_]")
 
 _FENCE = re.compile(r"(?m)^[ \t]{0,3}(`{3,}|~{3,})[ \t]{0,8}([^\s`~{]*)[^\n]*$")
 _PYTHON_TAGS = frozenset({"python", "py", "python3", "py3", "ipython", "pycon"})
@@ -60,8 +61,8 @@ _CODE_START = re.compile(r"(?m)^(?:def |class |import |from [\w.]{1,100} import 
 def _finish_free_form(answer: str) -> str | None:
     answer = _OPENER.sub("", answer.strip())
     answer = _EMPHASIS.sub("", answer)
-    answer = _WHITESPACE.sub(" ", answer).strip()
-    return answer[:FREE_FORM_TAIL_CHARS] or None
+    answer = _WHITESPACE.sub(" ", answer).strip()[:FREE_FORM_TAIL_CHARS]
+    return answer if _CONTENT.search(answer) else None  # "**" or "..." is no answer
 
 
 def extract_free_form(text: str) -> str | None:
