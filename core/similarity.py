@@ -368,3 +368,24 @@ def similarity_classes(answers: Sequence[str | None], similarity: str, threshold
     if "pairs_past_deadline" in diagnostics:
         diagnostics["degraded"] = True
     return AnswerClasses(list(answers), class_ids, labels, diagnostics)
+
+
+#: Rollout correlation reads at most this many rollouts of a group (so at most 2016 pairs).
+MAX_CORRELATION_ROLLOUTS = 64
+
+
+def rollout_correlation(texts: Sequence[str]) -> float | None:
+    """Mean pairwise token overlap of a group's responses: the mean over pairs i < j of the Jaccard
+    similarity of their word sets (whole response texts, not extracted answers). DARE uses pairwise
+    token overlap as its proxy for the correlation of a group's rollouts. ``None`` with fewer than two
+    rollouts; at most the first :data:`MAX_CORRELATION_ROLLOUTS` rollouts and :data:`MAX_TOKENS` tokens each."""
+    sets = [frozenset(text_tokens(t[: MAX_TOKENS * 64])[:MAX_TOKENS]) for t in texts[:MAX_CORRELATION_ROLLOUTS]]
+    if len(sets) < 2:
+        return None
+    total, pairs = 0.0, 0
+    for i in range(len(sets)):
+        for j in range(i + 1, len(sets)):
+            union = len(sets[i] | sets[j])
+            total += len(sets[i] & sets[j]) / union if union else 0.0
+            pairs += 1
+    return total / pairs

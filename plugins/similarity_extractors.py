@@ -18,11 +18,13 @@ an empty string. See ``docs/answers.md``.
 then drops an opening "Sure!"/"Certainly!", Markdown emphasis and heading marks, and collapses
 whitespace.
 
-``code`` takes the last fenced code block (```` ``` ```` or ``~~~`` fences at the start of a line;
-a block left open by a response cut short runs to the end) whose language tag is Python (``python``,
-``py``, ``python3``, ``py3``), else the last untagged block, else the last block in any language;
-without any fence, the text from the first line that starts like Python code (``def``, ``class``,
-``import``, ``from``, ``async def``) to the end.
+``code`` takes a fenced code block (```` ``` ```` or ``~~~`` fences at the start of a line): the
+last closed block whose language tag is Python (``python``, ``py``, ``python3``, ``py3``), else the
+last closed untagged block, else the last closed block in any language, else a block left open by a
+response cut short (it runs to the end). Within that choice a block that defines something (a
+``def`` or ``class`` line) comes before one that does not, so the usage example after a function
+(``print(add(1, 2))``) is not taken for the answer. Without any fence: the text from the first line
+that starts like Python code (``def``, ``class``, ``import``, ``from``, ``async def``) to the end.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ _CONTENT = re.compile(r"[^\W_]")
 
 _FENCE = re.compile(r"(?m)^[ \t]{0,3}(`{3,}|~{3,})[ \t]{0,8}([^\s`~{]*)[^\n]*$")
 _PYTHON_TAGS = frozenset({"python", "py", "python3", "py3", "ipython", "pycon"})
+_DEFINITION = re.compile(r"(?m)^[ \t]{0,32}(?:async[ \t]{1,4})?(?:def|class)[ \t]")
 _CODE_START = re.compile(r"(?m)^(?:def |class |import |from [\w.]{1,100} import |async def )")
 
 
@@ -92,8 +95,9 @@ def extract_free_form(text: str) -> str | None:
     return None
 
 
-def fenced_blocks(text: str) -> list[tuple[str, str]]:
-    """``(language tag, content)`` of each fenced block, in order; an unclosed last block runs to the end."""
+def fenced_blocks(text: str) -> list[tuple[str, str, bool]]:
+    """``(language tag, content, closed)`` of each fenced block, in order; an unclosed last block runs
+    to the end."""
     blocks = []
     opening = None  # (fence, tag, content start)
     for match in _FENCE.finditer(text):
@@ -101,22 +105,24 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
         if opening is None:
             opening = (fence, tag.lower(), match.end() + 1)
         elif fence[0] == opening[0][0] and len(fence) >= len(opening[0]) and not tag:
-            blocks.append((opening[1], text[opening[2] : match.start()]))
+            blocks.append((opening[1], text[opening[2] : match.start()], True))
             opening = None
     if opening is not None:
-        blocks.append((opening[1], text[opening[2] :]))
+        blocks.append((opening[1], text[opening[2] :], False))
     return blocks
 
 
 def extract_code(text: str) -> str | None:
     """The code of a response: the last Python fenced block, else the last block (see the module docstring)."""
     text = text[-SCAN_CHARS:]
-    blocks = [(tag, code) for tag, code in fenced_blocks(text) if code.strip()]
-    if blocks:
-        for wanted in (lambda tag: tag in _PYTHON_TAGS, lambda tag: not tag, lambda tag: True):
-            chosen = [code for tag, code in blocks if wanted(tag)]
-            if chosen:
-                return chosen[-1].strip("\n").rstrip() or None
+    blocks = [block for block in fenced_blocks(text) if block[1].strip()]
+    tiers = (lambda tag, closed: closed and tag in _PYTHON_TAGS, lambda tag, closed: closed and not tag,
+             lambda tag, closed: closed, lambda tag, closed: True)
+    for wanted in tiers:
+        chosen = [code for tag, code, closed in blocks if wanted(tag, closed)]
+        if chosen:
+            defining = [code for code in chosen if _DEFINITION.search(code)]
+            return (defining or chosen)[-1].strip("\n").rstrip() or None
     start = _CODE_START.search(text)
     if start is None:
         return None

@@ -52,6 +52,14 @@ def test_code_takes_the_last_python_block():
 
 def test_code_block_left_open_runs_to_the_end():
     assert extract_code("Here:\n```python\ndef f(n):\n    return n *") == "def f(n):\n    return n *"
+    # ... but a closed block comes first: the open one was cut short by the token limit
+    assert extract_code("```python\ndef f(n):\n    return n\n```\nOr a loop:\n```python\ndef is") == "def f(n):\n    return n"
+
+
+def test_code_prefers_the_block_that_defines_something():
+    text = ("```python\ndef is_even(n):\n    return n % 2 == 0\n```\nUse it:\n"
+            "```python\nprint(is_even(5))  # False\n```")
+    assert extract_code(text) == "def is_even(n):\n    return n % 2 == 0"
 
 
 def test_code_without_fences_starts_at_the_first_code_line():
@@ -63,7 +71,7 @@ def test_code_without_fences_starts_at_the_first_code_line():
 def test_fence_rules():
     # a closing fence is at least as long as the opening one and has no language tag
     blocks = fenced_blocks("````python\n```\ninner\n```\n````\n")
-    assert blocks == [("python", "```\ninner\n```\n")]
+    assert blocks == [("python", "```\ninner\n```\n", True)]
 
 
 HOSTILE = {

@@ -96,6 +96,11 @@ class AnswerEngine:
             )
         return extractor
 
+    def compares_by_similarity(self, task: str) -> bool:
+        """Whether ``task``'s answers are compared by a similarity (``free_form``, ``code``): its classes
+        are clusters of similar answers, so grading looks at each answer, not at its class."""
+        return self._extractor(task).compare in SIMILARITIES
+
     def extract(self, text: str, task: str) -> str | None:
         """The answer in ``text`` for ``task``, or ``None``. A failing extractor degrades this rollout
         only (and is counted in :meth:`health`); an answer that normalises to nothing is no answer."""
