@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .correlation import plot_accuracy_by_correlation
+
 #: (key, column title, which way is better: +1 higher, -1 lower, 0 not a quality measure)
 COLUMNS = (
     ("label_accuracy", "label acc", 1),
@@ -244,9 +246,12 @@ def write_report(results: dict[str, Any], details: dict[str, dict], directory: P
         ("Rewards of correct vs incorrect rollouts", plot_reward_distributions(details, directory / "rewards_by_correctness.png")),
         ("Label accuracy against majority ratio", plot_label_accuracy_vs_majority(details, directory / "label_accuracy_vs_majority_ratio.png")),
         ("Pairwise accuracy by difficulty (ground-truth ratio)", plot_pairwise_by_difficulty(details, directory / "pairwise_by_difficulty.png")),
+        ("Accuracy by rollout correlation", plot_accuracy_by_correlation(details, directory / "accuracy_by_correlation.png")),
     ]
     data = results["data"]
     lines = ["# ttrl bench report", "", f"Data: `{data['path']}`: {data['groups']} groups, {data['rollouts']} rollouts."]
+    if data.get("rollout_correlation") is not None:
+        lines[-1] += f" Rollout correlation (mean pairwise token overlap): {data['rollout_correlation']:.3f}."
     note = results.get("harness", {}).get("data_note")
     if note:
         lines += ["", f"> {note}"]

@@ -14,6 +14,7 @@ which are reported once under ``harness``; ``rollouts_per_second`` is rollouts /
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -230,8 +231,9 @@ def _rollout_correlation(shards: list[dict[str, Any]]) -> dict[str, Any]:
     parts = [s.get("correlation") for s in shards]
     if not all(parts):
         return {"mean": None, "scored": []}
-    groups = sum(p["groups"] for p in parts)
-    return {"mean": sum(p["sum"] for p in parts) / groups if groups else None,
+    measured = [c for p in parts for c in p["measured"]]
+    # fsum is exact, so the mean does not depend on how the groups were cut into shards
+    return {"mean": math.fsum(measured) / len(measured) if measured else None,
             "scored": [c for p in parts for c in p["scored"]]}
 
 

@@ -98,9 +98,8 @@ class ShardContext:
         shared += time.perf_counter() - start
         return {"shard": index, "groups": len(records), "shared_seconds": shared, "validation_seconds": validation,
                 "truth_seconds": truth_seconds, "truth": truth_columns, "estimators": results,
-                # rollout correlation: summed over all groups, and per scored group for the report's plot
-                "correlation": {"sum": sum(measured), "groups": len(measured),
-                                "scored": scored_correlation},
+                # rollout correlation of every group that has one, and per scored group for the report's plot
+                "correlation": {"measured": measured, "scored": scored_correlation},
                 "similarity_tasks": similarity_tasks}
 
     def _grade(self, records: Sequence[GroupRecord]):
