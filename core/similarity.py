@@ -172,14 +172,16 @@ def code_structure(source: str) -> list[str] | None:
 class Prepared:
     """One answer made ready for comparison: its tokens (or AST labels), computed once per group."""
 
-    tokens: tuple[str, ...]
-    token_set: frozenset[str]
-    structure: tuple[str, ...] | None = None
+    tokens: tuple
+    token_set: frozenset
+    structure: tuple | None = None
     truncated: bool = False
 
 
-def prepare(answer: str, similarity: str) -> Prepared:
-    """Tokens (and for ``ast`` the label sequence) of one answer, within the size limits."""
+def prepare(answer: str, similarity: str, vocabulary: dict[str, int] | None = None) -> Prepared:
+    """Tokens (and for ``ast`` the label sequence) of one answer, within the size limits. With a
+    ``vocabulary`` (one per group) tokens and labels become integer ids, which the LCS compares about
+    five times faster than strings; equal ids are equal strings, so every similarity is unchanged."""
     if similarity == "ast":
         structure = code_structure(answer)
         tokens = code_tokens(answer[: MAX_SOURCE_CHARS * 2])
@@ -188,6 +190,10 @@ def prepare(answer: str, similarity: str) -> Prepared:
         tokens = text_tokens(answer[: MAX_TOKENS * 64])
     truncated = len(tokens) > MAX_TOKENS
     tokens = tokens[:MAX_TOKENS]
+    if vocabulary is not None:
+        tokens = [vocabulary.setdefault(t, len(vocabulary)) for t in tokens]
+        if structure is not None:
+            structure = [vocabulary.setdefault(label, len(vocabulary)) for label in structure]
     return Prepared(tuple(tokens), frozenset(tokens), None if structure is None else tuple(structure), truncated)
 
 
@@ -224,7 +230,8 @@ def similarity_matrix(
     check_similarity(similarity)
     started = time.monotonic()
     n = len(answers)
-    prepared = [None if a is None else prepare(a, similarity) for a in answers]
+    vocabulary: dict[str, int] = {}
+    prepared = [None if a is None else prepare(a, similarity, vocabulary) for a in answers]
     values = np.zeros((n, n))
     late = 0
     for i in range(n):

@@ -121,3 +121,46 @@ def test_grading_by_containment_with_a_changeable_threshold(registry):
     strict = RunConfig(answers=AnswerSettings(grade_thresholds={"rouge_l": 0.9}))
     pipeline, classes, _ = run(registry, ["Shakespeare wrote it."], estimator="majority_vote", config=strict)
     assert grade_group(pipeline.engine, classes, "William Shakespeare", "free_form").correct == (False,)
+
+
+def test_hostile_rollouts_degrade_themselves_not_the_group(registry):
+    import time
+
+    honest = "```python\ndef add(a, b):\n    return a + b\n```"
+    hostile = [
+        "```python\nx = " + "(" * 40_000 + "1" + ")" * 40_000 + "\n```",   # nested past the parser's limit
+        "```python\n" + "".join(" " * i + "if x:\n" for i in range(150)) + "```",  # too deep to indent
+        "```python\ndef add(a, b)\n    return a + b\n```",                # does not parse
+        "```python\n" + "y = 1\n" * 200_000 + "```",                       # 1.2 MB: its fence is past the scan window
+        "word " * 2_000_000,                                                # 10 MB, no code at all
+    ]
+    started = time.perf_counter()
+    _, classes, est = run(registry, [honest, *hostile, honest], task="code")
+    assert time.perf_counter() - started < 10.0
+    assert est.rewards[0] == est.rewards[-1] == 1.0 and est.label == classes.answers[0]
+    # the three that do not parse are compared by tokens, and counted; the last two have no answer
+    assert est.diagnostics["unparsed"] == 3
+    assert classes.answers[4] is None and classes.answers[5] is None and est.rewards[4:6] == [0.0, 0.0]
+    assert len(est.rewards) == 7 and all(0.0 <= r <= 1.0 for r in est.rewards)
+
+
+def test_a_worst_case_group_stays_within_its_deadline(registry):
+    import random
+    import time
+
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(300)]
+    # pre-extracted answers of 5000 words (4096 kept): the similarity layer's worst case, 1176 long pairs
+    answers = [" ".join(rng.choices(words, k=5000)) for _ in range(49)]
+    group = RolloutGroup(id="g", prompt="?", task="free_form", rollouts=[Rollout(text="", answer=a) for a in answers])
+    pipeline = EstimationPipeline.from_config(RunConfig(), registry, ComponentSpec(name="consensus_similarity"))
+    started = time.perf_counter()
+    classes = pipeline.classify(group)
+    est = pipeline.run(group, classes)
+    assert time.perf_counter() - started < 10.0  # about 3 s here (2 shared cores), classes included
+    assert est.diagnostics["truncated"] == 49 and "pairs_past_deadline" not in est.diagnostics
+    # and with a deadline that cannot be met, the pairs past it are counted, not silently dropped
+    tight = EstimationPipeline.from_config(RunConfig(), registry,
+                                           ComponentSpec(name="consensus_similarity", options={"deadline_seconds": 0.05}))
+    est = tight.run(group, classes)
+    assert 0 < est.diagnostics["pairs_past_deadline"] <= 49 * 48 // 2
