@@ -19,6 +19,12 @@ from ttrl.harness.simulate import SimulationSettings
 from ttrl.harness.sources import simulated_dataset
 
 DATA = Path(__file__).resolve().parents[1] / "ttrl" / "data" / "similarity_rollouts.jsonl"
+
+
+def test_the_set_is_found_where_the_package_is():
+    from ttrl.harness.builtin import SIMILARITY_ROLLOUTS
+
+    assert SIMILARITY_ROLLOUTS.samefile(DATA)
 ESTIMATORS = "consensus_similarity,majority_vote,dare,entropy,self_certainty"
 
 
