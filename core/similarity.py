@@ -94,12 +94,12 @@ def set_jaccard(a: frozenset | set, b: frozenset | set) -> float:
 
 def rouge_l(a: str, b: str) -> float:
     """ROUGE-L F1 of two texts (see the module docstring)."""
-    return lcs_f1(text_tokens(a)[:MAX_TOKENS], text_tokens(b)[:MAX_TOKENS])
+    return pair_similarity(prepare(a, "rouge_l"), prepare(b, "rouge_l"), "rouge_l")
 
 
 def jaccard(a: str, b: str) -> float:
     """Jaccard similarity of the two texts' token sets."""
-    return set_jaccard(set(text_tokens(a)[:MAX_TOKENS]), set(text_tokens(b)[:MAX_TOKENS]))
+    return pair_similarity(prepare(a, "jaccard"), prepare(b, "jaccard"), "jaccard")
 
 
 def ast_similarity(a: str, b: str) -> float:
