@@ -42,7 +42,7 @@ class ConsensusSimilarityOptions(BaseModel):
         "auto", description="Similarity measure; auto = ast for code groups, else rouge_l."
     )
     threshold: float | None = Field(
-        None, ge=0.0, le=1.0, description="If set, r_i = 1[sim(answer_i, consensus) >= threshold] instead of the similarity."
+        None, ge=0.0, le=1.0, description="If set, reward 1 when sim(answer_i, consensus) >= threshold, else 0, instead of the similarity."
     )
     normalize: Literal["none", "minmax"] = Field(
         "none", description="minmax: rescale the group's rewards to [0, 1]; none: keep them."

@@ -106,3 +106,13 @@ def test_correlation_bins_and_accuracy_by_hand():
     values = accuracy_by_correlation({"scores": scores}, bins)
     assert values["label_accuracy"] == [pytest.approx(1 / 4), pytest.approx(1.0)]
     assert values["pairwise_accuracy"] == [pytest.approx(4.5 / 8), pytest.approx(3 / 3)]
+
+
+def test_the_example_config_runs(repo_root, tmp_path, run_ttrl):
+    out = tmp_path / "results.json"
+    result = run_ttrl("bench", "--data", str(DATA), "--config", str(repo_root / "examples/bench/free_form_code.yaml"),
+                      "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    entries = json.loads(out.read_text())["estimators"]
+    assert [e["label"] for e in entries] == ["consensus_similarity", "consensus_similarity_theta0.6", "majority_vote", "dare"]
+    assert entries[1]["options"]["threshold"] == 0.6 and entries[1]["metrics"]["reward_accuracy"] is not None
