@@ -42,6 +42,9 @@ class AnswerSettings(BaseModel):
 
     timeout_seconds: float = Field(default=5.0, gt=0, description="Wall-clock limit per parse or comparison.")
     task: str | None = Field(default=None, description="Extractor to use for every group, overriding each group's task.")
+    percent: Literal["value", "fraction"] = Field(default="value", description="25% is 25 (value) or 0.25 (fraction).")
+    decimals: Literal["rounded", "exact"] = Field(
+        default="rounded", description="A 4+ digit decimal equals an exact value it rounds to (rounded), or only its own value (exact).")
     class_thresholds: dict[Literal["rouge_l", "jaccard", "ast"], Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=dict,
         description="free_form/code tasks: θ of the answer classes per similarity (defaults rouge_l 0.5, jaccard 0.5, ast 0.9).",

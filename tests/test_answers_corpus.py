@@ -72,6 +72,20 @@ UNBOXED = [
     ("The answer is Monday.", "Monday"),
     ("The answer is no solution.", None),  # "no" opens an opinion, not an answer word
     ("The final answer is $\\infty$", r"\infty"),
+    # a response that is only an expression is that expression
+    (r"\frac{1}{2}", r"\frac{1}{2}"),
+    ("x^2+1", "x^2+1"),
+    (r"\pi", r"\pi"),
+    ("6 - 5i", "6 - 5i"),
+    ("(1, 2)", "(1, 2)"),
+    (r"\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix}1\\2\end{pmatrix}"),
+    ("16 - 7 = 9", "9"),
+    # several spans joined by "or"/"and" in the final statement are one list answer
+    ("So $x=2$ or $x=3$.", "x=2, x=3"),
+    ("The roots are $-1$ and $4$.", "-1, 4"),
+    # a factorial is not a sentence's end; a currency sign inside a span is not its end
+    ("The number of orderings is $5!$", "5!"),
+    (r"It costs $\$5.00$.", r"\$5.00"),
 ]
 
 
@@ -146,6 +160,13 @@ def test_boxes(math, text, expected):
         assert answer == "-3"
     else:
         assert answer == expected
+
+
+def test_bare_and_listed_answers_grade_as_training_would(math):
+    assert graded(math, r"\frac12", "0.5")
+    assert graded(math, "So $x=2$ or $x=3$.", r"\{2, 3\}")
+    assert graded(math, "The number of orderings is $5!$", "120")
+    assert graded(math, r"It costs $\$5.00$.", "5")
 
 
 def test_several_boxes_form_one_set_answer(math):
@@ -317,6 +338,13 @@ UNITS = [
     (r"10\text{ cm}", r"10\text{ cm}", True),
     (r"12\text{ inches}", r"12\text{ inch}", True),
     (r"3\text{ m}", r"4\text{ m}", False),
+    ("5 km", "5", True),  # a unit written without \text (verl's DAPO normaliser drops unit words)
+    ("5 km", "5 cm", False),
+    (r"10\text{ cm}^2", "10", True),
+    (r"10\text{ cm}^2", r"10\text{ cm}", False),
+    ("12 square units", "12", True),
+    ("1,000 dollars", "1000", True),
+    ("5 x", "5", False),  # one letter is a variable, not a unit
 ]
 
 
@@ -384,3 +412,17 @@ def test_explain_says_what_decided(math, a, b, reason):
     verdict = math.explain(a, b)
     assert verdict.reason == reason
     assert not verdict.failed
+
+
+def test_conventions_are_chosen_in_the_run_config(registry, tmp_path):
+    from ttrl.core.config import load_run_config
+    from ttrl.core.errors import UserError
+
+    path = tmp_path / "run.yaml"
+    path.write_text("estimator:\n  name: majority_vote\nanswers:\n  percent: fraction\n  decimals: exact\n")
+    engine = AnswerEngine.from_settings(registry, load_run_config(path).answers)
+    assert engine.conventions == Conventions(percent="fraction", decimals="exact")
+    assert engine.equivalent("25\\%", "0.25", "math") and not engine.equivalent("0.3333", r"\frac13", "math")
+    path.write_text("estimator:\n  name: majority_vote\nanswers:\n  percent: half\n")
+    with pytest.raises(UserError, match="percent"):
+        load_run_config(path)

@@ -150,9 +150,10 @@ def test_cluster_parses_each_distinct_string_once_and_verifies_only_undecided_pa
     assert classes.class_ids == [0, 1, 0, 0, 1, 0, 2]
     d = classes.diagnostics
     assert d["distinct_strings"] == 5 and d["distinct_keys"] == 4
-    # "3" vs pi/2 (1 check), "\pi/2" vs pi/2 (joins, 1 check), "4" vs pi/2 (1) and vs 3 (fast path)
-    assert d["semantic_checks"] == 3
-    assert d["classes"][0] == {"size": 4, "key": "text", "first": 1, "exact_string": 1, "normalised": 1, "verify": 1, "checks": 3}
+    # each distinct answer is parsed once (4 requests); fingerprints (values at fixed points) tell
+    # "3" and "4" from pi/2 and "\\pi/2" from "3", so only "\\pi/2" vs pi/2 is checked (1 request)
+    assert d["round_trips"] == 5 and d["semantic_checks"] == 1 and d["fingerprinted"] == 3
+    assert d["classes"][0] == {"size": 4, "key": "text", "first": 1, "exact_string": 1, "normalised": 1, "verify": 1, "checks": 1}
     again = engine.cluster(answers, "math")
     assert again.class_ids == classes.class_ids
     assert again.diagnostics["round_trips"] == 0 and again.diagnostics["cache_hits"] == 3
@@ -249,3 +250,15 @@ def test_engine_is_shared_safely_between_threads(engine):
         thread.join(timeout=60)
     assert outcomes == [expected] * 6
     assert expected == [0, 0, 1, 1, 1, 2, 2]
+
+
+def test_a_group_of_many_distinct_answers_costs_a_few_requests_not_one_per_pair(registry):
+    """Distinct answers are parsed in batches and told apart by their fingerprints: 20 distinct
+    polynomials (190 pairs) cost a couple of requests; equal ones still join."""
+    engine = AnswerEngine(registry)
+    answers = [f"x^{{{k}}}+{k}" for k in range(2, 22)] + ["x^{2}+2", "2+x^2"]
+    classes = engine.cluster(answers, "math")
+    d = classes.diagnostics
+    assert classes.num_classes == 20 and classes.class_ids[-1] == classes.class_ids[0]
+    assert d["round_trips"] <= 4 and d["fingerprinted"] >= 190 - 20
+    assert "degraded" not in d

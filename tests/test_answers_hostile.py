@@ -99,6 +99,8 @@ ADVERSARIAL_TEXTS = {
     "answer colons": "Answer: " * 1_250_000,
     "boxes joined by and": "\\boxed{1} and " * 700_000,
     "sentences": "So 2. " * 1_700_000,
+    "a long gap between two boxes": "\\boxed{1}" + " " * 90_000 + "x\\boxed{2}",
+    "a long gap between two spans": "$1$" + " " * 3_500 + "x$2$",
 }
 
 

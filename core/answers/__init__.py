@@ -78,6 +78,15 @@ class AnswerEngine:
         self._health: dict[str, Any] = dict.fromkeys(_HEALTH_COUNTERS, 0)
         self._health["checker_unavailable"] = None
 
+    @classmethod
+    def from_settings(cls, registry: Registry, settings: Any, **kwargs: Any) -> AnswerEngine:
+        """An engine from a run config's ``answers:`` section (``timeout_seconds``, ``task``,
+        ``percent``, ``decimals``, ``class_thresholds``, ``grade_thresholds``)."""
+        conventions = Conventions(percent=getattr(settings, "percent", "value"), decimals=getattr(settings, "decimals", "rounded"))
+        thresholds = settings.similarity_thresholds() if hasattr(settings, "similarity_thresholds") else None
+        return cls(registry, timeout_seconds=settings.timeout_seconds, task_override=settings.task,
+                   conventions=conventions, similarity=thresholds, **kwargs)
+
     def task_of(self, group: RolloutGroup) -> str:
         return self.task_override or group.task
 

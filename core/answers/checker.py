@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import random
 import re
@@ -33,6 +34,7 @@ import signal
 import struct
 import sys
 import time
+import zlib
 from typing import Any
 
 _HEADER = struct.Struct(">I")
@@ -49,6 +51,19 @@ class Deadline(BaseException):
 
 def _on_alarm(signum, frame):
     raise Deadline()
+
+
+def _guarded(function, *args) -> dict[str, Any]:
+    """``function(*args)``, or the error it raised as ``{"error": ...}`` (a parser bug on one answer
+    must not end a batch or the worker); :class:`Deadline` passes through."""
+    try:
+        return function(*args)
+    except MemoryError:
+        return {"error": "out of memory"}
+    except RecursionError:
+        return {"error": "too deeply nested"}
+    except Exception as exc:
+        return {"error": type(exc).__name__}
 
 
 class Checker:
@@ -92,6 +107,38 @@ class Checker:
             return {"equivalent": same, "verify_calls": 0, "decided_by": reason, **({} if same else {"veto": reason})}
         return self._value_equal(x, y, conventions, a, b, parsed_a, parsed_b)
 
+    def parse_reply(self, answer: str, conventions: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Whether ``answer`` parses, and its :func:`fingerprint` (``None`` when it has none)."""
+        if (conventions or {}).get("percent", "value") == "value":
+            answer = _without_percent(answer)
+        parsed = self.parse(answer)
+        return {"parsed": bool(parsed), "fingerprint": fingerprint(parsed[0]) if parsed else None}
+
+    def parse_many(self, answers: list[str], conventions: dict[str, Any] | None = None) -> dict[str, Any]:
+        """:meth:`parse_reply` for several answers in one request; at the deadline the results so far."""
+        results: list[dict[str, Any]] = []
+        for answer in answers:
+            try:
+                results.append(_guarded(self.parse_reply, answer, conventions))
+            except Deadline:
+                return {"results": results, "stopped": "timeout"}
+        return {"results": results}
+
+    def first_equal(self, a: str, candidates: list[str], conventions: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``a`` against each candidate in order, up to the first equal one: one request for a whole
+        class walk. A comparison that raises is recorded and the walk goes on; at the deadline the
+        results so far come back (``stopped``)."""
+        results: list[dict[str, Any]] = []
+        for candidate in candidates:
+            try:
+                result = _guarded(self.equivalent, a, candidate, conventions)
+            except Deadline:
+                return {"results": results, "stopped": "timeout"}
+            results.append(result)
+            if result.get("equivalent"):
+                break
+        return {"results": results}
+
     def _value_equal(self, x: Any, y: Any, conventions: dict[str, Any], a: str = "", b: str = "",
                      parsed_a: list | None = None, parsed_b: list | None = None) -> dict[str, Any]:
         rounded = _rounded_decimal_verdict(x, y, a, b, conventions)
@@ -111,6 +158,43 @@ class Checker:
             calls += 1
             same = self._verify(parsed_b, parsed_a, timeout_seconds=None)
         return {"equivalent": bool(same), "verify_calls": calls, "decided_by": "math-verify"}
+
+
+def _point_value(name: str, seed: int) -> Any:
+    import sympy
+
+    digest = zlib.crc32(f"{seed}:{name}".encode())
+    return sympy.Rational(3 + digest % 89, 2 + (digest // 89) % 29)
+
+
+def fingerprint(expr: Any) -> list[list[float]] | None:
+    """The values of an expression at two fixed rational points per variable name (a constant: its
+    value), or ``None`` for anything else (equations, containers, written decimals, unknown
+    functions). Two answers whose fingerprints differ are different, as the random-point veto would
+    find: computed once per answer, it spares a group the pairwise checks of its distinct answers."""
+    import sympy
+    from sympy.core.function import AppliedUndef
+
+    if not isinstance(expr, sympy.Expr) or expr.has(sympy.Float) or expr.atoms(AppliedUndef):
+        return None
+    symbols = sorted(expr.free_symbols, key=str)
+    if len(symbols) > 8:
+        return None
+    values = []
+    for seed in (1, 2):
+        try:
+            value = sympy.N(expr.subs({s: _point_value(str(s), seed) for s in symbols}), 30)
+            if not value.is_number or value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+                return None
+            real, imaginary = value.as_real_imag()
+            values.append([float(real), float(imaginary)])
+        except (TypeError, ValueError, ArithmeticError, OverflowError):
+            return None
+        if not symbols:
+            break
+    if any(math.isinf(x) or math.isnan(x) for point in values for x in point):
+        return None
+    return values
 
 
 def _without_percent(answer: str) -> str:
@@ -388,6 +472,19 @@ def _limit_resources(seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
+def _dispatch(checker: Checker, op: str, request: dict[str, Any]) -> dict[str, Any]:
+    conventions = request.get("conventions")
+    if op == "parse":
+        return checker.parse_reply(request["a"], conventions)
+    if op == "parse_many":
+        return checker.parse_many(list(request["texts"]), conventions)
+    if op == "first_equal":
+        return checker.first_equal(request["a"], list(request["candidates"]), conventions)
+    if op == "equivalent":
+        return checker.equivalent(request["a"], request["b"], conventions)
+    return {"error": f"unknown op {op!r}"}
+
+
 def serve(requests, replies) -> None:
     """Answer requests until stdin closes (which is also how a worker notices its parent died)."""
     signal.signal(signal.SIGALRM, _on_alarm)
@@ -407,22 +504,11 @@ def serve(requests, replies) -> None:
         try:
             signal.setitimer(signal.ITIMER_REAL, seconds)
             try:
-                if op == "parse":
-                    result = {"parsed": bool(checker.parse(request["a"]))}
-                elif op == "equivalent":
-                    result = checker.equivalent(request["a"], request["b"], request.get("conventions"))
-                else:
-                    result = {"error": f"unknown op {op!r}"}
+                result = _guarded(_dispatch, checker, op, request)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except Deadline:
             result = {"timeout": True}
-        except MemoryError:
-            result = {"error": "out of memory"}
-        except RecursionError:
-            result = {"error": "too deeply nested"}
-        except Exception as exc:  # a parser bug on one answer must not end the worker
-            result = {"error": type(exc).__name__}
         result["seconds"] = time.perf_counter() - started
         _write_frame(replies, result)
 

@@ -43,6 +43,8 @@ MAX_TIMEOUTS_PER_GROUP = 2
 _CACHE_SIZE = 65536
 #: For ``compare="exact"``: a pre-extracted `(b)` or `B` is the choice B.
 _CHOICE_LETTER = re.compile(r"^\(?([A-Za-z])\)?$")
+#: Distinct answers from which a group's answers are parsed in batches before the class walk.
+_PREPARE_FROM = 8
 #: A request is not started with less than this left of the group's time budget.
 _MIN_REQUEST_SECONDS = 0.05
 
@@ -55,7 +57,7 @@ class Budget:
     undecided pairs count as different (classes by normalised key) and ``degraded`` says so."""
 
     requests: int = 256
-    seconds: float = 1.5
+    seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if self.requests < 0 or self.seconds < 0:
@@ -118,6 +120,8 @@ class CheckStats:
     timeouts: int = 0
     failures: int = 0
     vetoes: int = 0
+    #: Pairs found different by their answers' fingerprints (values at fixed points), without a request.
+    fingerprinted: int = 0
     skipped: int = 0
     veto_reasons: list[str] = field(default_factory=list)
     suspects: set[str] = field(default_factory=set)
@@ -161,6 +165,7 @@ class SemanticChecker:
         self._lock = threading.Lock()
         self._results: OrderedDict[tuple[str, str], tuple[bool, str]] = OrderedDict()
         self._parsed: OrderedDict[str, bool] = OrderedDict()
+        self._fingerprints: OrderedDict[str, Any] = OrderedDict()
         self._strikes: dict[str, int] = {}
 
     @property
@@ -193,9 +198,7 @@ class SemanticChecker:
         parser_raised = reply is not None and reply.status == "failed" and not reply.result.get("crashed")
         if reply is not None and (reply.status == "ok" or parser_raised):
             # Parsed, or the parser raised (deterministic): the answer is settled for good.
-            ok = reply.status == "ok" and bool(reply.result.get("parsed"))
-            self._remember(self._parsed, text, ok)
-            return ok
+            return self._settle_parse(text, reply.result if reply.status == "ok" else {"parsed": False})
         stats.suspects.add(text)
         if cut or reply is None and (stats.unavailable or stats.degraded):
             return False  # the budget or the pool, not the string: no strike
@@ -207,7 +210,35 @@ class SemanticChecker:
             self._remember(self._parsed, text, False)
         return False
 
-    def _call(self, message: dict[str, Any], stats: CheckStats):
+    def _settle_parse(self, text: str, result: dict[str, Any]) -> bool:
+        ok = bool(result.get("parsed"))
+        if ok and result.get("fingerprint"):
+            self._remember(self._fingerprints, text, result["fingerprint"])
+        self._remember(self._parsed, text, ok)
+        return ok
+
+    def prepare(self, texts: Sequence[str], stats: CheckStats, chunk: int = 16) -> None:
+        """Parse and fingerprint a group's distinct undecided answers, many per request, before the
+        class walk (which then needs no parse request and no check for answers whose fingerprints
+        differ). A chunk that fails or times out is left to the one-by-one parse, which pins a
+        timeout on the answer that caused it."""
+        todo = [t for t in dict.fromkeys(texts) if len(t) <= MAX_PARSE_CHARS and self._recall(self._parsed, t) is None]
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            try:
+                reply, _ = self._call({"op": "parse_many", "texts": part}, stats, count_timeout=False)
+            except _BudgetSpent:
+                return
+            if reply is None or reply.status != "ok":
+                return  # a crash or a kill: the one-by-one parse finds the culprit
+            results = reply.result.get("results", [])
+            for text, result in zip(part, results):
+                if "error" not in result:
+                    self._settle_parse(text, result)
+            if reply.result.get("stopped"):
+                return  # the item after the last result ran out of time: blamed one by one
+
+    def _call(self, message: dict[str, Any], stats: CheckStats, *, count_timeout: bool = True):
         """One request within the group's budget: ``(reply or None, whether the budget cut its limit)``."""
         if stats.round_trips >= stats.budget.requests:
             stats.degraded = stats.degraded or (
@@ -219,7 +250,10 @@ class SemanticChecker:
                 f"time budget ({stats.budget.seconds:g} s) spent after {stats.round_trips} checker requests: "
                 "the rest compared by normalised text")
             raise _BudgetSpent()
-        seconds = min(self.timeout_seconds, left)
+        # One request may take at most half the group's budget, so that one hostile answer (a
+        # timeout, a strike against it) leaves time for the honest ones.
+        cap = min(self.timeout_seconds, stats.budget.seconds / 2)
+        seconds = min(cap, left)
         stats.round_trips += 1
         try:
             reply = self.pool.call({**message, "conventions": _conventions_message(self.conventions)}, seconds)
@@ -231,8 +265,10 @@ class SemanticChecker:
                 stats.unavailable = unavailable
             return None, False
         stats.spent += reply.seconds
-        cut = seconds < self.timeout_seconds
-        if reply.status == "timeout":
+        cut = seconds < cap  # the budget's end, not the request's own limit, cut this one
+        if reply.status == "timeout" and not count_timeout:
+            pass  # a batch of parses: the one-by-one parse finds and blames the culprit
+        elif reply.status == "timeout":
             if cut:
                 stats.degraded = stats.degraded or (
                     f"time budget ({stats.budget.seconds:g} s) spent during a check: the rest compared by normalised text")
@@ -255,7 +291,9 @@ class SemanticChecker:
             return False, f"longer than {MAX_PARSE_CHARS} characters: compared as text", True
         if stats.timeouts >= MAX_TIMEOUTS_PER_GROUP:
             stats.skipped += 1
-            return False, f"group past {MAX_TIMEOUTS_PER_GROUP} timeouts", True
+            stats.degraded = stats.degraded or (
+                f"{MAX_TIMEOUTS_PER_GROUP} checker timeouts: the rest compared by normalised text")
+            return False, stats.degraded, True
         if stats.degraded:
             stats.skipped += 1
             return False, stats.degraded, True
@@ -277,16 +315,96 @@ class SemanticChecker:
             if reply.status == "timeout":
                 return False, stats.degraded or f"timed out after {self.timeout_seconds:g} s", True
             return False, f"checker error: {reply.result.get('error', 'failed')}", True
-        stats.verify_calls += int(reply.result.get("verify_calls", 0))
-        if reply.result.get("veto"):
+        same = self._settle(pair[0], pair[1], reply.result, stats)
+        return same, self._recall(self._results, pair)[1], False
+
+    def first_match(self, a: str, candidates: Sequence[str], stats: CheckStats) -> tuple[int, list[int]]:
+        """The index of the first candidate equivalent to ``a`` (``-1``: none, or not decidable within
+        the limits), and the indices that were actually checked. Cached pairs cost nothing; the rest
+        go to one worker in one request, which stops at the first equal candidate."""
+        checked: list[int] = []
+        pending: list[int] = []
+        for i, candidate in enumerate(candidates):
+            pair = (a, candidate) if a <= candidate else (candidate, a)
+            cached = self._recall(self._results, pair)
+            if cached is not None:
+                stats.cache_hits += 1
+                if cached[0]:
+                    if not pending:
+                        return i, checked
+                    break  # an earlier uncached candidate may match first: ask about those
+                continue
+            pending.append(i)
+        else:
+            i = -1
+        first_cached = i
+        short = [k for k in pending if len(candidates[k]) <= MAX_PARSE_CHARS]
+        if not short or not self._ready(a, stats):
+            stats.skipped += len(pending)
+            return first_cached, checked
+        batch = [k for k in short if self._ready(candidates[k], stats)]
+        stats.skipped += len(pending) - len(batch)
+        mark = self._recall(self._fingerprints, a)
+        if mark is not None:
+            # Different values at the fixed points: different answers, no request.
+            kept = []
+            for k in batch:
+                other = self._recall(self._fingerprints, candidates[k])
+                if other is not None and _fingerprints_differ(mark, other):
+                    stats.fingerprinted += 1
+                    self._settle(a, candidates[k], {"equivalent": False, "veto": "differs at fixed points"}, stats, count=False)
+                else:
+                    kept.append(k)
+            batch = kept
+        if not batch:
+            return first_cached, checked
+        try:
+            reply, _ = self._call({"op": "first_equal", "a": a, "candidates": [candidates[k] for k in batch]}, stats)
+        except _BudgetSpent:
+            stats.skipped += len(batch)
+            return first_cached, checked
+        if reply is None or reply.status != "ok":
+            return first_cached, checked  # a timeout, a crash: counted by _call; nothing cached
+        results = reply.result.get("results", [])
+        stats.semantic_checks += len(results)
+        if reply.result.get("stopped") == "timeout":
+            stats.timeouts += 1
+        for k, result in zip(batch, results):
+            checked.append(k)
+            if "error" in result:
+                stats.failures += 1
+                stats.failure_reasons.append(str(result["error"]))
+                continue
+            same = self._settle(a, candidates[k], result, stats)
+            if same:
+                return k, checked
+        return first_cached, checked
+
+    def _ready(self, text: str, stats: CheckStats) -> bool:
+        """Whether ``text`` may go to the checker in this group: short enough, parsed, within budget."""
+        if len(text) > MAX_PARSE_CHARS or stats.timeouts >= MAX_TIMEOUTS_PER_GROUP or stats.degraded:
+            if stats.timeouts >= MAX_TIMEOUTS_PER_GROUP:
+                stats.degraded = stats.degraded or (
+                    f"{MAX_TIMEOUTS_PER_GROUP} checker timeouts: the rest compared by normalised text")
+            return False
+        try:
+            return self._parses(text, stats)
+        except _BudgetSpent:
+            return False
+
+    def _settle(self, a: str, b: str, result: dict[str, Any], stats: CheckStats, *, count: bool = True) -> bool:
+        """Record one comparison's result (counters, cache) and return its verdict."""
+        stats.verify_calls += int(result.get("verify_calls", 0))
+        if result.get("veto") and count:
             stats.vetoes += 1
-            stats.veto_reasons.append(str(reply.result["veto"]))
-        same = bool(reply.result.get("equivalent"))
-        reason = str(reply.result.get("veto") or reply.result.get("decided_by") or ("math-verify" if same else "different"))
-        if reply.result.get("unparsed"):
+            stats.veto_reasons.append(str(result["veto"]))
+        same = bool(result.get("equivalent"))
+        reason = str(result.get("veto") or result.get("decided_by") or ("math-verify" if same else "different"))
+        if result.get("unparsed"):
             reason = "math-verify could not read an answer"
+        pair = (a, b) if a <= b else (b, a)
         self._remember(self._results, pair, (same, reason))
-        return same, reason, False
+        return same
 
     def _why_unparsed(self, text: str, stats: CheckStats) -> str:
         if stats.degraded:
@@ -300,6 +418,16 @@ class SemanticChecker:
     def equivalent(self, a: str, b: str, stats: CheckStats) -> bool:
         """:meth:`compare`'s verdict alone."""
         return self.compare(a, b, stats)[0]
+
+
+def _fingerprints_differ(a: list[list[float]], b: list[list[float]]) -> bool:
+    if len(a) != len(b):
+        return False  # a constant against an expression: let the checker decide
+    for point_a, point_b in zip(a, b):
+        for x, y in zip(point_a, point_b):
+            if abs(x - y) > 1e-9 * max(abs(x), abs(y)) + 1e-12:
+                return True
+    return False
 
 
 def _conventions_message(conventions: Conventions) -> dict[str, Any]:
@@ -360,6 +488,8 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
     against its first member.
     """
     stats = CheckStats(budget=budget)
+    if compare == "math":
+        _prepare(answers, checker, stats)
     by_string: dict[str, int] = {}  # exact string -> class
     by_normalized: set[str] = set()
     by_key: dict[Key, int] = {}  # fast-path key -> class
@@ -415,6 +545,16 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
     return classes
 
 
+def _prepare(answers: Sequence[str | None], checker: SemanticChecker, stats: CheckStats) -> None:
+    """Parse the group's distinct answers in batches when several of them may need the checker
+    (at least one answer that keys cannot decide, and :data:`_PREPARE_FROM` distinct answers in all:
+    fewer cost few round trips one by one, and a hostile one among them is blamed at once)."""
+    atoms = [make_atom(answer, "math", checker.conventions) for answer in dict.fromkeys(a for a in answers if a is not None)]
+    texts = list(dict.fromkeys(atom.normalized for atom in atoms if atom.normalized))
+    if len(texts) >= _PREPARE_FROM and any(atom.normalized and not atom.key.decided for atom in atoms):
+        checker.prepare(texts, stats)
+
+
 def _cleanest(spellings: Counter[str]) -> str:
     """The label of a class: its most frequent normalised spelling, then the shortest, then the first."""
     order = {text: i for i, text in enumerate(spellings)}
@@ -423,16 +563,40 @@ def _cleanest(spellings: Counter[str]) -> str:
 
 def _place(atom: Atom, class_atoms: list[Atom], formed: list[Counter[str]], compare: str,
            checker: SemanticChecker, stats: CheckStats) -> int:
-    """The class ``atom`` joins: the first whose representative it is equivalent to, else a new one."""
+    """The class ``atom`` joins: the first whose representative it is equivalent to, else a new one.
+
+    Keys decide most pairs here, inline (this walk is the group's quadratic part); the classes they
+    cannot decide, up to the first a key says is equal, go to the checker in one request."""
+    if stats.degraded and compare == "math" and not atom.key.decided:
+        # Past the budget only keys decide, and a text key has no equal (by_key found none): a new
+        # class, without walking every class (that walk would be the quadratic cost again).
+        stats.skipped += len(class_atoms)
+        formed.append(Counter(first=1))
+        return len(class_atoms)
+    conventions = checker.conventions
+    undecided: list[int] = []
+    by_key = -1
     for k, representative in enumerate(class_atoms):
-        checks, timeouts = stats.semantic_checks, stats.timeouts
-        same, how = atoms_equivalent(atom, representative, compare, checker, stats)
-        if stats.semantic_checks > checks:
-            formed[k]["checks"] += stats.semantic_checks - checks
+        decided = keys_decide(atom.key, representative.key, conventions)
+        if decided is None and compare == "math":
+            undecided.append(k)
+            continue
+        stats.fast_path += 1
+        if decided:
+            by_key = k
+            break
+    if undecided:
+        timeouts = stats.timeouts
+        index, checked = checker.first_match(atom.normalized, [class_atoms[k].normalized for k in undecided], stats)
+        for i in checked:
+            formed[undecided[i]]["checks"] += 1
         if stats.timeouts > timeouts:
-            formed[k]["timeouts"] += stats.timeouts - timeouts
-        if same:
-            formed[k][how] += 1
-            return k
+            formed[undecided[len(checked)] if len(checked) < len(undecided) else undecided[-1]]["timeouts"] += 1
+        if index >= 0:
+            formed[undecided[index]]["verify"] += 1
+            return undecided[index]
+    if by_key >= 0:
+        formed[by_key]["same_key"] += 1
+        return by_key
     formed.append(Counter(first=1))
     return len(class_atoms)

@@ -41,6 +41,12 @@ _BOX_COMMANDS = ("\\boxed", "\\Boxed", "\\BOXED", "\\fbox")
 _LIST_CONNECTOR = re.compile(
     r"^[\s$,;.]*(?:(?:and|or|&|\\text\{\s*(?:and|or)\s*\}|\\quad|\\qquad|\\text\{,\s*\})[\s$,;]*)?$", re.IGNORECASE
 )
+def _joins_a_list(between: str) -> bool:
+    """Whether the text between two answers makes them one list (short: the pattern must not meet
+    a hostile 100,000-character gap)."""
+    return len(between) <= 40 and _LIST_CONNECTOR.match(between) is not None
+
+
 _QUOTES = "\"'“”‘’`"
 
 
@@ -51,7 +57,7 @@ def _clean(answer: str | None) -> str | None:
     # A trailing full stop ends the sentence, not the answer; quotes and bold are not the answer.
     for _ in range(4):
         before = answer
-        while answer.endswith((".", "$", ",", ";", "!")) and not answer.endswith("\\$"):
+        while answer.endswith((".", "$", ",", ";")) and not answer.endswith("\\$"):
             answer = answer[:-1].rstrip()
         while answer.startswith("$"):
             answer = answer[1:].lstrip()
@@ -117,7 +123,7 @@ def _boxed_with_end(text: str) -> tuple[str | None, int] | None:
     contents = [content]
     for _ in range(_MAX_BOXES_IN_LIST - 1):
         previous = _last_box_before(text, start)
-        if previous is None or not _LIST_CONNECTOR.match(text[previous[1] : start]):
+        if previous is None or not _joins_a_list(text[previous[1] : start]):
             break
         start = previous[0]
         contents.append(previous[2])
@@ -212,6 +218,9 @@ def _phrase_answer(phrase: str) -> str | None:
     unit = _NUMBER_THEN_WORDS.match(phrase)
     if unit:
         return unit.group(1)
+    words = re.sub(r"\\[A-Za-z]+|\\text\{[^{}]*\}", "", phrase)
+    if re.search(r"\d", words) and re.search(r"[A-Za-z]{2,}", words):
+        return _final_expression(phrase)  # "10 + Jo", "2 (the number of days)": the expression in it
     if _WORDS.match(phrase) or not re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", phrase):
         # a short word answer ("odd", "Monday"), or something without prose in it
         return _math_value(phrase) if "=" in phrase else phrase
@@ -250,7 +259,7 @@ _MATH_SPAN = re.compile(
 # A number-like run of plain text: numbers joined by operators, `3/4`, `12:00`, `1,234`, `2.5`, `75%`.
 _NUM = r"(?:\d+(?:[.,]\d+)*|\.\d+)"
 _PLAIN_RUN = re.compile(
-    rf"(?<![A-Za-z0-9_.\\])(?:[-−]\s?)?{_NUM}(?:\s?[-+*/×÷^:]\s?[-−]?{_NUM})*(?:\s?%|\\%)?(?![A-Za-z0-9_]|\.\d)"
+    rf"(?<![A-Za-z0-9_.\\])(?:(?<![\d)\]])(?<![\d)\]]\s)[-−]\s?)?{_NUM}(?:\s?[-+*/×÷^:]\s?[-−]?{_NUM})*(?:\s?%|\\%)?(?![A-Za-z0-9_]|\.\d)"
 )
 _IN_WORD = re.compile(r"[A-Za-z_]\d|\d[A-Za-z_]")
 _COMPARISON_BEFORE = re.compile(r"(?:([A-Za-z])\s*)?(<=|>=|≤|≥|<|>|\\[lg]eq?|\\[lg]t)\s*$")
@@ -263,6 +272,9 @@ _CUT_OFF_WORDS = frozenset(
 )
 
 
+_DOLLAR = re.compile(r"(?<!\\)\$")
+
+
 def _looks_cut_off(text: str) -> bool:
     """Whether ``text`` ends mid-sentence or mid-expression (a response cut at its token limit)."""
     tail = text.rstrip()
@@ -270,7 +282,7 @@ def _looks_cut_off(text: str) -> bool:
         return False
     if tail[-1] in "+-*/=^_({[,\\×÷:" or tail.endswith(("\\frac", "\\sqrt", "\\cdot", "\\times")):
         return True
-    if tail.count("$") % 2 or tail.rfind("\\[") > tail.rfind("\\]") or tail.rfind("\\(") > tail.rfind("\\)"):
+    if len(_DOLLAR.findall(tail)) % 2 or tail.rfind("\\[") > tail.rfind("\\]") or tail.rfind("\\(") > tail.rfind("\\)"):
         return True
     if re.search(r"\d\s*[x×]$", tail):
         return True  # "So, 8 x": a product cut before its second factor
@@ -397,24 +409,34 @@ def _statements(text: str) -> list[str]:
 
 
 def _final_expression(statement: str) -> str | None:
-    """The last mathematical expression of one statement: a math or bold span, else a plain run."""
+    """The last mathematical expression of one statement: a math or bold span, else a plain run.
+    Spans joined only by "and", "or" or commas at the end of the statement are one list answer
+    (``$x=2$ or $x=3$``)."""
     spans = list(_MATH_SPAN.finditer(statement))
-    plain_end = -1
-    plain = None
     if spans:
         last = spans[-1]
         after = statement[last.end() :]
         plain = _plain_expression(after) if re.search(r"\d", after) else None
-        if plain is None:
-            if last.group("bold") is not None:
-                return _phrase_answer(last.group("bold"))
-            inner = next(g for g in (last.group("d"), last.group("i"), last.group("p"), last.group("b")) if g is not None)
-            return _math_value(inner)
-        return plain
+        if plain is not None:
+            return plain
+        if last.group("bold") is not None:
+            return _phrase_answer(last.group("bold"))
+        values = [_span_value(last)]
+        for previous, following in zip(reversed(spans[:-1]), reversed(spans[1:])):
+            if previous.group("bold") is not None or not _joins_a_list(statement[previous.end() : following.start()]):
+                break
+            values.append(_span_value(previous))
+        if len(values) > 1 and all(values):
+            return ", ".join(dict.fromkeys(reversed(values)))  # type: ignore[arg-type]
+        return values[0]
     if _IN_WORD.search(statement) and _plain_expression(statement) is None:
         return None
-    del plain_end
     return _plain_expression(statement)
+
+
+def _span_value(span: re.Match[str]) -> str | None:
+    inner = next(g for g in (span.group("d"), span.group("i"), span.group("p"), span.group("b")) if g is not None)
+    return _math_value(inner)
 
 
 def concluding_expression(text: str) -> str | None:
@@ -428,9 +450,29 @@ def concluding_expression(text: str) -> str | None:
         return None
     statements = _statements(text)
     for statement in reversed(statements[-4:]):
+        statement = statement.strip().strip(_QUOTES)
+        if _is_bare_math(statement):
+            return _math_value(statement)  # the whole statement is an expression: `\frac{1}{2}`, `x^2+1`
         if re.search(r"\d|\$|\\\(|\\\[|\*\*", statement):
             return _final_expression(statement)
     return None
+
+
+_LATEX_WORDS = re.compile(r"\\(?:text|mathrm|mbox|textbf|operatorname|begin|end)\{[^{}]*\}|\\[A-Za-z]+")
+
+
+def _is_bare_math(statement: str) -> bool:
+    """Whether a statement is one mathematical expression and no prose (a response that is only
+    ``\\frac{1}{2}``, ``6 - 5i``, ``\\pi`` or ``16 - 7 = 9``)."""
+    statement = statement.strip()
+    if not statement or len(statement) > 300 or "$" in statement or "**" in statement:
+        return False
+    rest = _LATEX_WORDS.sub(" ", statement)
+    if re.search(r"[A-Za-z]{2,}", rest) or re.search(r"[.!?;]\s", rest + " ") and not re.search(r"\d\.\d", rest):
+        return False
+    if rest.count("(") != rest.count(")") or rest.count("[") + rest.count("(") < rest.count("]") + rest.count(")") - 1:
+        return False
+    return bool(re.search(r"[\dA-Za-z\\]", statement)) and not statement.endswith(":")
 
 
 def last_number(text: str) -> str | None:

@@ -39,7 +39,10 @@ _FRAC_SHORT_NUMERATOR = re.compile(r"\\frac(\d)(?=\{)")
 _FRAC_SHORT_DENOMINATOR = re.compile(r"\\frac(\{[^{}]*\})(\d)")
 _DEGREES = re.compile(r"\^\{?\\circ\}?")
 _WRAPPED = re.compile(r"^\\(?:text|textbf|mathrm|mbox|textrm|mathbf)\{([^{}]*)\}$")
-_UNIT_AFTER_NUMBER = re.compile(r"^([-+]?[\d.,]+(?:\\%)?)\\(?:text|mbox|mathrm)\{([a-zA-Z .]*)\}$")
+_UNIT_AFTER_NUMBER = re.compile(r"^([-+]?[\d.,]+(?:\\%)?)\\(?:text|mbox|mathrm)\{([a-zA-Z .]*)\}(\^\{?\d\}?)?$")
+# `5 km`, `12 square units` written without \text: words of two letters or more after a number
+# (one letter is a variable: `5 x`).
+_PLAIN_UNIT = re.compile(r"^([-+]?[\d.,]+)\s+([A-Za-z]{2,}(?:\s+[A-Za-z]{2,}){0,2})(\^\{?\d\}?)?$")
 _LEADING_VARIABLE = re.compile(r"^([a-zA-Z])(?:=|\\in(?![A-Za-z]))(?!.*=)(.+)$")
 # What a constant may contain besides digits and operators: `x = \frac{\pi}{2}` is the constant
 # `\frac{\pi}{2}`, while in `y = 2x + 1` the right side has a variable and the equation stays whole.
@@ -99,6 +102,9 @@ def _plain_digits(text: str) -> str:
 def normalize(answer: str) -> Normalized:
     """:func:`normalize_answer` with what normalisation set aside (see :class:`Normalized`)."""
     text = _INVISIBLE.sub(" ", answer).strip()
+    plain_unit = _PLAIN_UNIT.match(text.rstrip("."))
+    if plain_unit:
+        return Normalized(_plain_digits(plain_unit.group(1)), False, plain_unit.group(2).casefold() + (plain_unit.group(3) or ""))
     # `$...$` and `\(...\)` are delimiters, not part of the answer.
     if text.startswith("\\(") and text.endswith("\\)"):
         text = text[2:-2]
@@ -126,7 +132,7 @@ def normalize(answer: str) -> Normalized:
     unit = ""
     match = _UNIT_AFTER_NUMBER.match(text)
     if match:
-        text, unit = match.group(1), match.group(2).strip().casefold()
+        text, unit = match.group(1), match.group(2).strip().casefold() + (match.group(3) or "")
     variable = _LEADING_VARIABLE.match(text)
     if variable and _is_constant(variable.group(2).replace(_LIST_MARK, ",")):
         text = variable.group(2)
