@@ -247,18 +247,19 @@ def test_sweep_plots_accuracy_against_correlation(tmp_path, run_ttrl):
     assert "label_accuracy" in result.stdout
 
 
-def test_label_scoring_shortcut_agrees_with_evaluate_group():
+def test_label_scoring_shortcut_agrees_with_the_definition():
     from ttrl.core.answers import AnswerEngine
-    from ttrl.core.metrics import evaluate_group, grade_group, label_facts
+    from ttrl.core.metrics import grade_group, label_facts, label_support
 
     engine = AnswerEngine(load_plugins(entry_points=False, warn=False).registry)
     classes = engine.cluster(["1/2", "\\frac{1}{2}", "2", None], "math")
     truth = grade_group(engine, classes, "0.5", "math")
     for label in ("1/2", "2", "\\dfrac{1}{2}", "7", None):
-        expected = evaluate_group(engine, classes, truth, [1.0, 0.0, 0.0, 0.0], label)
-        correct, size = label_facts(engine, classes, truth, label)
-        assert (None if correct is None else float(correct), None if size is None else size / 4) == (
-            expected.label_accuracy, expected.majority_ratio), label
+        # the definition: an equivalence check against the reference, and the label's class size
+        expected = (None, None) if label is None else (
+            engine.equivalent(label, "0.5", "math"), label_support(engine, classes, label, "math"))
+        assert label_facts(engine, classes, truth, label) == expected, label
+    assert label_facts(engine, classes, truth, "1/2") == (True, 2)  # a representative: no check needed
 
 
 def test_a_group_whose_task_has_no_extractor_is_a_user_error_naming_its_line(tmp_path, run_ttrl):

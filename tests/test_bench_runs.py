@@ -294,3 +294,14 @@ def test_workers_given_a_files_groups_give_the_single_process_results(plugin_dir
     pooled = run_bench(plan, data, shard_size=16, executor=ProcessExecutor(2)).results
     assert without_run_facts(pooled) == without_run_facts(single)
     assert {k: single["data"][k] for k in ("path", "groups", "rollouts")} == {"path": str(path), "groups": 60, "rollouts": 360}
+
+
+def test_the_partial_line_repair_that_journal_and_generation_share(tmp_path):
+    from ttrl.core.rollout_files import drop_partial_last_line
+
+    path = tmp_path / "lines.jsonl"
+    for before, after in [("", ""), ('{"a": 1}\n', '{"a": 1}\n'), ('{"a": 1}\n{"b": 2', '{"a": 1}\n'),
+                          ('{"b": 2', ""), ('{"a": 1}\n{"b": 2}\n{"c"', '{"a": 1}\n{"b": 2}\n')]:
+        path.write_text(before)
+        drop_partial_last_line(path)
+        assert path.read_text() == after, before
