@@ -383,8 +383,9 @@ MAX_CORRELATION_ROLLOUTS = 64
 
 def rollout_correlation(texts: Sequence[str]) -> float | None:
     """Mean pairwise token overlap of a group's responses: the mean over pairs i < j of the Jaccard
-    similarity of their word sets (whole response texts, not extracted answers). DARE uses pairwise
-    token overlap as its proxy for the correlation of a group's rollouts. ``None`` with fewer than two
+    similarity of their word sets (whole response texts, not extracted answers). DARE measures the
+    correlation of a group's rollouts by pairwise token overlap; its exact overlap formula was not at
+    hand when this was written, so Jaccard over word sets is ttrl's choice. ``None`` with fewer than two
     rollouts; at most the first :data:`MAX_CORRELATION_ROLLOUTS` rollouts and :data:`MAX_TOKENS` tokens each."""
     sets = [frozenset(text_tokens(t[: MAX_TOKENS * 64])[:MAX_TOKENS]) for t in texts[:MAX_CORRELATION_ROLLOUTS]]
     if len(sets) < 2:
