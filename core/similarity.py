@@ -34,6 +34,7 @@ import builtins
 import re
 import time
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -386,14 +387,21 @@ def rollout_correlation(texts: Sequence[str]) -> float | None:
     similarity of their word sets (whole response texts, not extracted answers). DARE measures the
     correlation of a group's rollouts by pairwise token overlap; its exact overlap formula was not at
     hand when this was written, so Jaccard over word sets is ttrl's choice. ``None`` with fewer than two
-    rollouts; at most the first :data:`MAX_CORRELATION_ROLLOUTS` rollouts and :data:`MAX_TOKENS` tokens each."""
-    sets = [frozenset(text_tokens(t[: MAX_TOKENS * 64])[:MAX_TOKENS]) for t in texts[:MAX_CORRELATION_ROLLOUTS]]
-    if len(sets) < 2:
+    rollouts; at most the first :data:`MAX_CORRELATION_ROLLOUTS` rollouts and :data:`MAX_TOKENS` tokens each.
+    Identical texts are tokenised once and their pairs counted together (simulated groups repeat a few texts)."""
+    texts = texts[:MAX_CORRELATION_ROLLOUTS]
+    n = len(texts)
+    if n < 2:
         return None
-    total, pairs = 0.0, 0
-    for i in range(len(sets)):
-        for j in range(i + 1, len(sets)):
-            union = len(sets[i] | sets[j])
-            total += len(sets[i] & sets[j]) / union if union else 0.0
-            pairs += 1
-    return total / pairs
+    counts = Counter(texts)
+    sets = [frozenset(text_tokens(t[: MAX_TOKENS * 64])[:MAX_TOKENS]) for t in counts]
+    weights = list(counts.values())
+    total = 0.0
+    for i, (a, wa) in enumerate(zip(sets, weights)):
+        if a and wa > 1:
+            total += wa * (wa - 1) / 2  # pairs of identical texts: overlap 1
+        for b, wb in zip(sets[i + 1 :], weights[i + 1 :]):
+            union = len(a | b)
+            if union:
+                total += wa * wb * len(a & b) / union
+    return total / (n * (n - 1) / 2)
