@@ -163,6 +163,7 @@ def test_boxes(math, text, expected):
 
 
 def test_bare_and_listed_answers_grade_as_training_would(math):
+    assert graded(math, "The final answer is $x = -1$ or $x = 3$", "-1, 3")
     assert graded(math, r"\frac12", "0.5")
     assert graded(math, "So $x=2$ or $x=3$.", r"\{2, 3\}")
     assert graded(math, "The number of orderings is $5!$", "120")
@@ -182,6 +183,8 @@ NO_ANSWER = [
     "This answer is incorrect.",
     "That answer is wrong, try again.",
     "the answer is a bit tricky to find",
+    "The answer is a prime number.",
+    "The answer is the sum of the two numbers.",
     "I could not solve this problem.",
     "Not a number.",
     # cut off at the token limit (real SmolLM2-135M rollouts of the built-in set end like this)
@@ -269,7 +272,9 @@ def test_decimal_comma(math, written, value):
 
 
 @pytest.mark.parametrize(
-    ("written", "value"), [("10,455", "10455"), ("1,000", "1000"), ("1,234,567", "1234567"), ("-2,500", "-2500"), (r"\$1,600", "1600")]
+    ("written", "value"),
+    [("10,455", "10455"), ("1,000", "1000"), ("1,234,567", "1234567"), ("-2,500", "-2500"), (r"\$1,600", "1600"),
+     (r"1,\!000", "1000"), (r"12,\!345", "12345"), ("1{,}000", "1000")],  # MATH writes thousands as 1,\!000
 )
 def test_thousands_separators(math, written, value):
     assert math.equivalent(written, value)

@@ -133,3 +133,22 @@ def test_one_hostile_answer_leaves_budget_for_the_honest_ones(registry):
 def test_budgets_are_validated():
     with pytest.raises(ValueError):
         Budget(requests=-1)
+
+
+def test_a_pool_that_gave_up_tries_again_after_a_while(registry, broken_math_verify, monkeypatch):
+    from ttrl.core.answers import sandbox
+
+    pool = CheckerPool(size=1)
+    engine = AnswerEngine(registry, timeout_seconds=2.0, pool=pool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(MAX_START_FAILURES):
+            engine.explain("y^2", f"y*y+{_}", "math")
+    assert pool.unavailable and pool.start_failures == MAX_START_FAILURES
+    engine.explain("y^3", "y*y*y", "math")
+    assert pool.start_failures == MAX_START_FAILURES  # within the wait: no attempt
+    monkeypatch.delenv("PYTHONPATH")  # the cause goes away
+    monkeypatch.setattr(sandbox, "RETRY_AFTER_SECONDS", 0.0)
+    assert engine.equivalent("y^4", "y*y*y*y", "math")  # one retry, which works
+    assert pool.unavailable is None
+    pool.shutdown()

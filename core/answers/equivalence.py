@@ -415,10 +415,6 @@ class SemanticChecker:
             return f"{text[:40]!r} timed out or crashed the checker"
         return f"math-verify cannot read {text[:40]!r}"
 
-    def equivalent(self, a: str, b: str, stats: CheckStats) -> bool:
-        """:meth:`compare`'s verdict alone."""
-        return self.compare(a, b, stats)[0]
-
 
 def _fingerprints_differ(a: list[list[float]], b: list[list[float]]) -> bool:
     if len(a) != len(b):
@@ -470,12 +466,6 @@ def _key_reason(a: Key, b: Key, same: bool) -> str:
     return f"{a.kind}s differ" if a.kind != "text" else "normalised texts differ"
 
 
-def atoms_equivalent(a: Atom, b: Atom, compare: str, checker: SemanticChecker, stats: CheckStats) -> tuple[bool, str]:
-    """Whether two atoms are equivalent, and what decided it (``"same_key"`` or ``"verify"``)."""
-    verdict = compare_atoms(a, b, compare, checker, stats)
-    return verdict.equivalent, "verify" if verdict.checked else "same_key"
-
-
 def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecker,
             budget: Budget = DEFAULT_BUDGET) -> AnswerClasses:
     """Group answers into equivalence classes (ids in order of first appearance, ``-1`` = no answer).
@@ -488,8 +478,10 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
     against its first member.
     """
     stats = CheckStats(budget=budget)
+    # Each distinct string is normalised once, here.
+    atoms = {answer: make_atom(answer, compare, checker.conventions) for answer in answers if answer is not None}
     if compare == "math":
-        _prepare(answers, checker, stats)
+        _prepare(list(atoms.values()), checker, stats)
     by_string: dict[str, int] = {}  # exact string -> class
     by_normalized: set[str] = set()
     by_key: dict[Key, int] = {}  # fast-path key -> class
@@ -497,7 +489,6 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
     formed: list[Counter[str]] = []
     spellings: list[Counter[str]] = []
     class_ids: list[int] = []
-    atoms: dict[str, Atom] = {}
     for answer in answers:
         if answer is None:
             class_ids.append(-1)
@@ -508,7 +499,7 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
             spellings[k][atoms[answer].normalized] += 1
             class_ids.append(k)
             continue
-        atom = make_atom(answer, compare, checker.conventions)
+        atom = atoms[answer]
         if not atom.normalized:  # "", "$ $", "\\,": an empty answer must not win a vote
             class_ids.append(-1)
             continue
@@ -521,7 +512,6 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
                 class_atoms.append(atom)
                 spellings.append(Counter())
             by_key[atom.key] = k
-        atoms[answer] = atom
         spellings[k][atom.normalized] += 1
         by_normalized.add(atom.normalized)
         by_string[answer] = k
@@ -545,11 +535,10 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
     return classes
 
 
-def _prepare(answers: Sequence[str | None], checker: SemanticChecker, stats: CheckStats) -> None:
+def _prepare(atoms: list[Atom], checker: SemanticChecker, stats: CheckStats) -> None:
     """Parse the group's distinct answers in batches when several of them may need the checker
     (at least one answer that keys cannot decide, and :data:`_PREPARE_FROM` distinct answers in all:
     fewer cost few round trips one by one, and a hostile one among them is blamed at once)."""
-    atoms = [make_atom(answer, "math", checker.conventions) for answer in dict.fromkeys(a for a in answers if a is not None)]
     texts = list(dict.fromkeys(atom.normalized for atom in atoms if atom.normalized))
     if len(texts) >= _PREPARE_FROM and any(atom.normalized and not atom.key.decided for atom in atoms):
         checker.prepare(texts, stats)

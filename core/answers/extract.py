@@ -158,7 +158,7 @@ _ANSWER_STATEMENT = re.compile(
 _NOT_AN_ANSWER = re.compile(
     r"^(?:correct|incorrect|wrong|right|not\b|false|true\b|unclear|unknown|undefined\b|above|below|"
     r"as\s+follows|the\s+following|in\s+the|given\s+below|yes\b|no\b|that\b|because|since|"
-    r"already|still|clearly|obviously|simple|easy|straightforward|missing|none\b)",
+    r"already|still|clearly|obviously|simple|easy|straightforward|missing|none\b|an?\s+[a-z]{2,}|the\s+[a-z]{2,})",
     re.IGNORECASE,
 )
 _LEAD_WORDS = re.compile(r"^(?:given\s+by|equal\s+to|equals|approximately|about|around|roughly|simply|just|then|thus|therefore|so)\b[\s:]*", re.IGNORECASE)
@@ -185,6 +185,11 @@ def minerva_final_answer(text: str) -> str | None:
 def _statement_value(text: str, start: int) -> str | None:
     """The answer written at ``text[start:]`` after an answer phrase (one span, or up to the end of the sentence)."""
     rest = text[start : start + 2000].lstrip()
+    if rest.startswith(("$", "\\(")):
+        statements = _statements(rest)
+        first = statements[0] if statements else ""
+        if len(_MATH_SPAN.findall(first)) > 1:
+            return _final_expression(first)  # "$x = -1$ or $x = 3$": the list
     for opener, closer in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**")):
         if rest.startswith(opener):
             close = rest.find(closer, len(opener))

@@ -112,6 +112,7 @@ def normalize(answer: str) -> Normalized:
         text = text[2:-2]
     text = text.rstrip(".").strip().strip("$").strip()
     text = _SIZING.sub("", text)
+    text = text.replace(",\\!", ",")  # `1,\!000`: MATH's thousands separator, not a list
     text = _SPACING.sub(" ", text)
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     text = _LIST_COMMA.sub(_LIST_MARK, text)
@@ -123,7 +124,8 @@ def normalize(answer: str) -> Normalized:
     text = _FRAC_SHORT_NUMERATOR.sub(r"\\frac{\1}", text)
     text = _FRAC_SHORT_DENOMINATOR.sub(r"\\frac\1{\2}", text)
     text = text.replace("\\$", "")  # currency
-    text = _BRACED_COMMA.sub(".", text)  # `1{,}5`: LaTeX's decimal comma
+    # `1{,}000` is a thousand, `1{,}5` one and a half: LaTeX's braced comma is either
+    text = _BRACED_COMMA.sub(lambda m: "," if re.match(r"\d{3}(?!\d)", text[m.end():]) else ".", text)
     text = _DEGREES.sub("", text)
     text = text.rstrip(".")
     wrapped = _WRAPPED.match(text)

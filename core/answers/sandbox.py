@@ -9,8 +9,9 @@ that misses it is killed and replaced on next use. Workers exit when their stdin
 go away with their parent; :func:`shutdown` (run at interpreter exit) kills and reaps them.
 
 A pool whose workers fail to start :data:`MAX_START_FAILURES` times in a row stops trying: every later
-request fails at once (no start-up wait per comparison), :attr:`CheckerPool.unavailable` says why, and
-one :class:`AnswerCheckerWarning` is issued (the CLI prints it; trainers read the engine's
+request fails at once (no start-up wait per comparison) except one retry every
+:data:`RETRY_AFTER_SECONDS`, :attr:`CheckerPool.unavailable` says why, and one
+:class:`AnswerCheckerWarning` is issued (the CLI prints it; trainers read the engine's
 ``health()``).
 """
 
@@ -35,6 +36,9 @@ _HEADER = struct.Struct(">I")
 STARTUP_SECONDS = float(os.environ.get("TTRL_ANSWER_WORKER_STARTUP", "60"))
 #: Consecutive start-up failures after which a pool gives up on starting workers.
 MAX_START_FAILURES = 3
+#: After giving up, a pool tries one start again after this long (a long training run may outlive a
+#: passing cause such as memory pressure); every other request in between fails at once.
+RETRY_AFTER_SECONDS = float(os.environ.get("TTRL_ANSWER_WORKER_RETRY", "300"))
 
 
 def _warning_class() -> type[Warning]:
@@ -173,13 +177,20 @@ class CheckerPool:
         #: Why the pool gave up starting workers (``None`` while it still tries).
         self.unavailable: str | None = None
         self._failures_in_a_row = 0
+        self._gave_up_at = 0.0
         self._state_lock = threading.Lock()
         self._closed = False
 
     def _new_worker(self) -> _Worker:
         """A started worker; after :data:`MAX_START_FAILURES` failures in a row, fail without trying."""
-        if self.unavailable is not None:
-            raise WorkerFailed(self.unavailable)
+        with self._state_lock:
+            if self.unavailable is not None:
+                if time.monotonic() - self._gave_up_at < RETRY_AFTER_SECONDS:
+                    raise WorkerFailed(self.unavailable)
+                self._gave_up_at = time.monotonic()  # one more attempt now, then wait again
+                retry = True
+            else:
+                retry = False
         try:
             worker = _Worker()
         except WorkerFailed as exc:
@@ -187,6 +198,8 @@ class CheckerPool:
                 self.start_failures += 1
                 self._failures_in_a_row += 1
                 give_up = self._failures_in_a_row >= MAX_START_FAILURES and self.unavailable is None
+                if give_up or retry:
+                    self._gave_up_at = time.monotonic()
                 if give_up:
                     self.unavailable = (
                         f"the answer checker could not start ({exc}; {self._failures_in_a_row} attempts in a row): "
@@ -199,6 +212,7 @@ class CheckerPool:
             raise
         with self._state_lock:
             self._failures_in_a_row = 0
+            self.unavailable = None  # a retry that worked: the checker is back
             self.started += 1
         return worker
 
