@@ -164,3 +164,14 @@ def test_a_worst_case_group_stays_within_its_deadline(registry):
                                            ComponentSpec(name="consensus_similarity", options={"deadline_seconds": 0.05}))
     est = tight.run(group, classes)
     assert 0 < est.diagnostics["pairs_past_deadline"] <= 49 * 48 // 2
+
+
+def test_trainers_path_estimates_and_scores_free_form_groups(registry):
+    # run_and_score is what the OpenRLHF and TRL adapters call: classes once, estimate, grade
+    pipeline = EstimationPipeline.from_config(RunConfig(), registry, ComponentSpec(name="consensus_similarity"))
+    group = RolloutGroup(id="g", prompt="?", task="free_form", rollouts=[Rollout(text=t) for t in GROUP])
+    estimate, score = pipeline.run_and_score(group, reference="Paris")
+    assert estimate.rewards == pytest.approx([1.0, 1.0, 0.4, 0.0, 0.0])
+    # correct: Paris, Paris, "the city of Paris" (containment 1); wrong: "I do not know", Lyon
+    assert score.ground_truth_ratio == pytest.approx(3 / 5) and score.label_accuracy == 1.0
+    assert score.pair_wins == pytest.approx(6.0) and score.pair_count == 6  # every correct one scores higher
