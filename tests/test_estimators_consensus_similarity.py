@@ -3,6 +3,8 @@ through the real pipeline and plugins."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from ttrl.core.config import AnswerSettings, ComponentSpec, RunConfig
@@ -175,3 +177,12 @@ def test_trainers_path_estimates_and_scores_free_form_groups(registry):
     # correct: Paris, Paris, "the city of Paris" (containment 1); wrong: "I do not know", Lyon
     assert score.ground_truth_ratio == pytest.approx(3 / 5) and score.label_accuracy == 1.0
     assert score.pair_wins == pytest.approx(6.0) and score.pair_count == 6  # every correct one scores higher
+
+
+def test_empo_runs_on_free_form_classes(registry):
+    # similarity classes {Paris, Paris}, {the city of Paris}, {I do not know}, {Lyon}: p = 0.4, 0.2, 0.2, 0.2;
+    # semantic entropy H = -(0.4 ln 0.4 + 3 * 0.2 ln 0.2) = 1.332 < ln 5 = 1.609: kept, and r_i = p(c_i)
+    _, _, est = run(registry, GROUP, estimator="empo")
+    assert est.diagnostics["semantic_entropy"] == pytest.approx(-(0.4 * math.log(0.4) + 3 * 0.2 * math.log(0.2)))
+    assert est.label == "Paris"
+    assert est.rewards == pytest.approx([0.4, 0.4, 0.2, 0.2, 0.2])

@@ -66,13 +66,7 @@ def policy_token_stats(
             step_logits = logits[row, len(p) - 1 : len(p) - 1 + len(c)]
             tokens = torch.tensor(list(c), dtype=torch.long, device=device)
             stats = token_statistics(step_logits, tokens=tokens, temperature=temperature)
-            out.append(
-                {
-                    "token_entropy": stats.entropy.double().cpu().numpy(),
-                    "token_self_certainty": stats.self_certainty.double().cpu().numpy(),
-                    "token_logprob": stats.logprob.double().cpu().numpy(),
-                }
-            )
+            out.append({name: values.double().cpu().numpy() for name, values in stats.arrays().items()})
         del logits
     return out
 
