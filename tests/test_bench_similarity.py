@@ -25,7 +25,7 @@ def test_the_set_is_found_where_the_package_is():
     from ttrl.harness.builtin import SIMILARITY_ROLLOUTS
 
     assert SIMILARITY_ROLLOUTS.samefile(DATA)
-ESTIMATORS = "consensus_similarity,majority_vote,dare,entropy,self_certainty"
+ESTIMATORS = "consensus_similarity,majority_vote,dare,empo,confidence_vote,entropy,self_certainty"
 
 
 def test_the_shipped_set_is_real_model_output():
@@ -36,6 +36,7 @@ def test_the_shipped_set_is_real_model_output():
         assert record.reference and len(record.group.rollouts) == 8
         assert record.group.meta["model"] == "smollm2-135m"
         assert all(r.stat("mean_entropy") is not None and r.token_logprob is not None for r in record.group.rollouts)
+        assert all(r.token_confidence is not None for r in record.group.rollouts)  # DeepConf's statistic too
 
 
 def test_bench_compares_similarity_vote_and_token_estimators(tmp_path, run_ttrl):
@@ -46,7 +47,7 @@ def test_bench_compares_similarity_vote_and_token_estimators(tmp_path, run_ttrl)
     entries = {e["name"]: e for e in results["estimators"]}
     assert list(entries) == ESTIMATORS.split(",")
     assert all(e["skipped"] is None and e["failed_groups"] == 0 for e in entries.values())
-    for name in ("consensus_similarity", "majority_vote", "dare"):
+    for name in ("consensus_similarity", "majority_vote", "dare", "empo", "confidence_vote"):
         assert entries[name]["metrics"]["label_accuracy"] is not None
     m = entries["majority_vote"]["metrics"]
     assert 0.0 < m["ground_truth_ratio"] < 1.0 and m["pairwise_accuracy"] is not None
