@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ttrl.core.answers import AnswerEngine
+from ttrl.core.answers import AnswerEngine, Budget
 from ttrl.core.answers.normalize import Conventions
 from ttrl.core.plugins import load_plugins
 
@@ -404,6 +404,13 @@ def test_the_label_is_the_cleanest_member(math):
     assert classes.representatives == [r"\frac{1}{2}", "3"]
 
 
+def test_a_label_keeps_its_unit(math):
+    classes = math.cluster([r"5\text{ cm}", "5 cm", r"5\text{ km}"])
+    assert classes.class_ids == [0, 0, 1]
+    assert classes.representatives == [r"5\text{ cm}", r"5\text{ km}"]
+    assert not math.equivalent(classes.representatives[0], r"5\text{ km}")  # a label means what its members mean
+
+
 # -- explaining a verdict ----------------------------------------------------------------------------
 
 
@@ -424,10 +431,35 @@ def test_conventions_are_chosen_in_the_run_config(registry, tmp_path):
     from ttrl.core.errors import UserError
 
     path = tmp_path / "run.yaml"
-    path.write_text("estimator:\n  name: majority_vote\nanswers:\n  percent: fraction\n  decimals: exact\n")
+    path.write_text("estimator:\n  name: majority_vote\nanswers:\n  percent: fraction\n  decimals: exact\n"
+                    "  group_seconds: 2.5\n  group_requests: 100\n")
     engine = AnswerEngine.from_settings(registry, load_run_config(path).answers)
     assert engine.conventions == Conventions(percent="fraction", decimals="exact")
+    assert engine.budget == Budget(requests=100, seconds=2.5)
     assert engine.equivalent("25\\%", "0.25", "math") and not engine.equivalent("0.3333", r"\frac13", "math")
     path.write_text("estimator:\n  name: majority_vote\nanswers:\n  percent: half\n")
     with pytest.raises(UserError, match="percent"):
         load_run_config(path)
+
+
+# -- boxed responses: the label TTRL's own code gives --------------------------------------------------
+
+QWEN_STYLE_GROUPS = [
+    # (responses, the label of TTRL's vote: the most common last-box content)
+    ([r"... so the answer is $\boxed{5}$.", r"Thus $\boxed{5}$", r"We get $\boxed{6}$.", r"Therefore, the final answer is: $\boxed{5}$. I hope it is correct."], "5"),
+    ([r"\boxed{\frac{1}{2}}", r"\boxed{\frac{1}{2}}.", r"\boxed{2}", r"The answer is \boxed{\frac{1}{2}}"], r"\frac{1}{2}"),
+    ([r"First $\boxed{3}$, then on reflection $\boxed{4}$.", r"$\boxed{4}$", r"$\boxed{3}$"], "4"),
+    ([r"The probability is $\boxed{\dfrac{5}{12}}$.\n\nThis answer is correct.", r"$\boxed{\frac{5}{12}}$", r"$\boxed{\frac{7}{12}}$"], r"\frac{5}{12}"),
+    ([r"$\boxed{(3, \frac{\pi}{2})}$", r"$\boxed{\left( 3, \frac{\pi}{2} \right)}$", r"$\boxed{(3, \pi)}$"], r"(3, \frac{\pi}{2})"),
+]
+
+
+@pytest.mark.parametrize(("responses", "ttrl_label"), QWEN_STYLE_GROUPS)
+def test_boxed_responses_vote_for_the_label_ttrl_gives(math, responses, ttrl_label):
+    from ttrl.core.data import Rollout, RolloutGroup
+    from ttrl.plugins.majority_vote import MajorityVoteOptions, estimate_majority_vote
+
+    group = RolloutGroup(id="g", prompt="p", rollouts=[Rollout(t) for t in responses])
+    group.classes = math.classify_texts(responses)
+    estimate = estimate_majority_vote(group, MajorityVoteOptions())
+    assert math.equivalent(estimate.label, ttrl_label)

@@ -152,3 +152,19 @@ def test_a_pool_that_gave_up_tries_again_after_a_while(registry, broken_math_ver
     assert engine.equivalent("y^4", "y*y*y*y", "math")  # one retry, which works
     assert pool.unavailable is None
     pool.shutdown()
+
+
+def test_a_hostile_answer_in_a_large_group_costs_one_limit(registry):
+    """Groups of 8+ distinct answers are parsed in batches; an answer that may take seconds to
+    evaluate is parsed alone, so its timeout is pinned on it and the honest answers are still compared."""
+    pool = CheckerPool(size=1)
+    try:
+        engine = AnswerEngine(registry, timeout_seconds=5.0, pool=pool, budget=Budget(seconds=1.0))
+        engine.equivalent("1", "x", "math")
+        honest = [f"x^{{{k}}}+{k}" for k in range(2, 10)] + [r"\sqrt{4}", "2", r"\frac{\pi}{2}", r"\pi/2"]
+        classes = engine.cluster(["9^{9^{9^{9}}}", *honest], "math")
+        ids = classes.class_ids
+        assert ids[-4] == ids[-3] and ids[-2] == ids[-1]  # sqrt(4) = 2, pi/2 = pi/2
+        assert classes.diagnostics["timeouts"] == 1 and "degraded" not in classes.diagnostics
+    finally:
+        pool.shutdown()

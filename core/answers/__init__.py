@@ -81,11 +81,12 @@ class AnswerEngine:
     @classmethod
     def from_settings(cls, registry: Registry, settings: Any, **kwargs: Any) -> AnswerEngine:
         """An engine from a run config's ``answers:`` section (``timeout_seconds``, ``task``,
-        ``percent``, ``decimals``, ``class_thresholds``, ``grade_thresholds``)."""
-        conventions = Conventions(percent=getattr(settings, "percent", "value"), decimals=getattr(settings, "decimals", "rounded"))
-        thresholds = settings.similarity_thresholds() if hasattr(settings, "similarity_thresholds") else None
+        ``percent``, ``decimals``, ``group_seconds``, ``group_requests``, ``class_thresholds``,
+        ``grade_thresholds``)."""
+        conventions = Conventions(percent=settings.percent, decimals=settings.decimals)
+        budget = Budget(requests=settings.group_requests, seconds=settings.group_seconds)
         return cls(registry, timeout_seconds=settings.timeout_seconds, task_override=settings.task,
-                   conventions=conventions, similarity=thresholds, **kwargs)
+                   conventions=conventions, budget=budget, similarity=settings.similarity_thresholds(), **kwargs)
 
     def task_of(self, group: RolloutGroup) -> str:
         return self.task_override or group.task

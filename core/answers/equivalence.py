@@ -43,6 +43,9 @@ MAX_TIMEOUTS_PER_GROUP = 2
 _CACHE_SIZE = 65536
 #: For ``compare="exact"``: a pre-extracted `(b)` or `B` is the choice B.
 _CHOICE_LETTER = re.compile(r"^\(?([A-Za-z])\)?$")
+#: What may take seconds to evaluate (a power of a power, a factorial, a huge exponent): parsed one
+#: by one, so that a timeout is pinned on that answer and does not cost a whole batch of parses.
+_COSTLY = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\{?\s*\d{3,}|!|\\binom|\\prod|\\sum")
 #: Distinct answers from which a group's answers are parsed in batches before the class walk.
 _PREPARE_FROM = 8
 #: A request is not started with less than this left of the group's time budget.
@@ -222,7 +225,8 @@ class SemanticChecker:
         class walk (which then needs no parse request and no check for answers whose fingerprints
         differ). A chunk that fails or times out is left to the one-by-one parse, which pins a
         timeout on the answer that caused it."""
-        todo = [t for t in dict.fromkeys(texts) if len(t) <= MAX_PARSE_CHARS and self._recall(self._parsed, t) is None]
+        todo = [t for t in dict.fromkeys(texts)
+                if len(t) <= MAX_PARSE_CHARS and not _COSTLY.search(t) and self._recall(self._parsed, t) is None]
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
             try:
@@ -496,7 +500,7 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
         k = by_string.get(answer)
         if k is not None:
             formed[k]["exact_string"] += 1
-            spellings[k][atoms[answer].normalized] += 1
+            spellings[k][_spelling(atoms[answer])] += 1
             class_ids.append(k)
             continue
         atom = atoms[answer]
@@ -512,7 +516,7 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
                 class_atoms.append(atom)
                 spellings.append(Counter())
             by_key[atom.key] = k
-        spellings[k][atom.normalized] += 1
+        spellings[k][_spelling(atom)] += 1
         by_normalized.add(atom.normalized)
         by_string[answer] = k
         class_ids.append(k)
@@ -542,6 +546,15 @@ def _prepare(atoms: list[Atom], checker: SemanticChecker, stats: CheckStats) -> 
     texts = list(dict.fromkeys(atom.normalized for atom in atoms if atom.normalized))
     if len(texts) >= _PREPARE_FROM and any(atom.normalized and not atom.key.decided for atom in atoms):
         checker.prepare(texts, stats)
+
+
+def _spelling(atom: Atom) -> str:
+    """How a member would read as its class's label: the normalised text, with its unit if it had one
+    (a label must mean what its members mean: `5\\text{ cm}`, not `5`)."""
+    if not atom.key.unit:
+        return atom.normalized
+    unit, caret, power = atom.key.unit.partition("^")
+    return f"{atom.normalized}\\text{{ {unit}}}{caret}{power}"
 
 
 def _cleanest(spellings: Counter[str]) -> str:

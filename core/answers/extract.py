@@ -271,7 +271,7 @@ _COMPARISON_BEFORE = re.compile(r"(?:([A-Za-z])\s*)?(<=|>=|≤|≥|<|>|\\[lg]eq?
 _RELATION_SPLIT = re.compile(r"=|\\approx(?![A-Za-z])|≈")
 _SIMPLE_LEFT = re.compile(r"^\s*(?:[A-Za-z](?:_\{?\w+\}?)?'*|\\[A-Za-z]+|[A-Za-z]\([A-Za-z, ]*\)|\\text\{[^{}]*\})\s*$")
 _CUT_OFF_WORDS = frozenset(
-    "the a an of to is are was be and or by with for as that which we in on at from than then so because "
+    "the a an of to is are was be and or by with for as that which we in on at from than then because "
     "this these its their our into gives get gets equals equal plus minus times divided multiply add "
     "subtract has have will can would should let times".split()
 )

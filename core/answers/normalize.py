@@ -363,7 +363,7 @@ def answer_key(normalized: str, *, wrapped: bool = False, unit: str = "",
         return Key("text", normalized)
     number = number_with_places(normalized, conventions)
     if number is not None:
-        return Key("number", number[0], number[1], _singular(unit))
+        return Key("number", number[0], number[1], _singular(unit.replace(" ", "")))
     composite = _composite_key(normalized, conventions)
     if composite is not None:
         return composite
