@@ -11,7 +11,7 @@ import difflib
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -49,6 +49,20 @@ class AnswerSettings(BaseModel):
     group_requests: int = Field(default=256, gt=0, description="Checker requests one group may make before it is compared by normalised text.")
     decimals: Literal["rounded", "exact"] = Field(
         default="rounded", description="A 4+ digit decimal equals an exact value it rounds to (rounded), or only its own value (exact).")
+    class_thresholds: dict[Literal["rouge_l", "jaccard", "ast"], Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description="free_form/code tasks: θ of the answer classes per similarity (defaults rouge_l 0.5, jaccard 0.5, ast 0.9).",
+    )
+    grade_thresholds: dict[Literal["rouge_l", "jaccard", "ast"], Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description="free_form/code tasks: θ of grading against a reference per similarity (defaults rouge_l 0.5, jaccard 0.5, ast 0.95).",
+    )
+
+    def similarity_thresholds(self):
+        """The :class:`ttrl.core.similarity.SimilarityThresholds` these settings select."""
+        from .similarity import SimilarityThresholds
+
+        return SimilarityThresholds(classes=dict(self.class_thresholds), grade=dict(self.grade_thresholds))
 
 
 class RunConfig(BaseModel):

@@ -23,7 +23,8 @@ def register_extractors(register):
     answer, or ``None`` when the text has none (never an empty string, which could win a vote), and
     ``compare`` names how two extracted answers are judged equivalent by the answer engine
     (``"math"``: normalisation, exact rationals, then math-verify; ``"exact"``: normalised strings;
-    ``"number"``: exact rational comparison). The extractor's name is the ``task`` of rollout files.
+    ``"number"``: exact rational comparison; ``"rouge_l"``, ``"jaccard"``, ``"ast"``: similarity, with
+    classes by single-link clustering at a threshold). The extractor's name is the ``task`` of rollout files.
 
     :param register: callback that adds one extractor to the registry.
     """

@@ -37,7 +37,13 @@ class GroupTruth:
 
 
 def grade_group(engine: AnswerEngine, classes: AnswerClasses, reference: str, task: str) -> GroupTruth:
-    """Correctness of every rollout: one equivalence check per answer class, not per rollout."""
+    """Correctness of every rollout: one equivalence check per answer class, not per rollout (per
+    distinct answer for tasks compared by similarity, whose classes join answers that are only alike)."""
+    if engine.compares_by_similarity(task):
+        verdicts = {a: bool(engine.equivalent(a, reference, task)) for a in dict.fromkeys(classes.answers) if a is not None}
+        class_correct = tuple(verdicts[rep] for rep in classes.representatives)
+        correct = tuple(c >= 0 and verdicts[a] for a, c in zip(classes.answers, classes.class_ids))
+        return GroupTruth(correct=correct, reference=reference, task=task, class_correct=class_correct)
     class_correct = tuple(bool(engine.equivalent(rep, reference, task)) for rep in classes.representatives)
     correct = tuple(c >= 0 and class_correct[c] for c in classes.class_ids)
     return GroupTruth(correct=correct, reference=reference, task=task, class_correct=class_correct)
@@ -50,6 +56,10 @@ def label_support(engine: AnswerEngine, classes: AnswerClasses, label: str | Non
     sizes = classes.sizes()
     for k, rep in enumerate(classes.representatives):
         if rep == label:
+            return sizes[k]
+    if label in classes.answers:  # a label that is one of the group's answers is in that answer's class
+        k = classes.class_ids[classes.answers.index(label)]
+        if k >= 0:
             return sizes[k]
     for k, rep in enumerate(classes.representatives):
         if engine.equivalent(rep, label, task):

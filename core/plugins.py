@@ -38,6 +38,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ttrl.plugins.confidence_vote",
     "ttrl.plugins.sequence_probability",
     "ttrl.plugins.spurious",
+    "ttrl.plugins.similarity_extractors",
+    "ttrl.plugins.consensus_similarity",
 )
 
 _REGISTER_HOOKS = ("register_extractors", "register_estimators", "register_reward_shapers")

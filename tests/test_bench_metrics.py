@@ -64,7 +64,11 @@ def test_metrics_match_hand_computed_values(small_file, tmp_path, run_ttrl):
     result = run_ttrl("bench", "--data", str(small_file), "--estimators", "majority_vote", "--output", str(out))
     assert result.returncode == 0, result.stderr
     results = json.loads(out.read_text())
-    assert results["data"] == {"path": str(small_file), "groups": 3, "rollouts": 12}
+    # rollout correlation, mean pairwise Jaccard of word sets: a box and "no idea" share nothing; two
+    # boxes with different numbers share 5 of 7 words. a: (1 + 3 + 6 * 5/7) / 15 = 58/105;
+    # b: (3 + 3 * 5/7) / 6 = 6/7; c: 1. Mean over the groups: 253/315.
+    assert results["data"] == {"path": str(small_file), "groups": 3, "rollouts": 12,
+                               "rollout_correlation": pytest.approx(253 / 315)}
     (mv,) = results["estimators"]
     m = mv["metrics"]
     assert m["label_accuracy"] == pytest.approx(1 / 2)
@@ -85,8 +89,9 @@ def test_result_json_has_exactly_the_contract_keys(small_file, tmp_path, run_ttr
     assert run_ttrl("bench", "--data", str(small_file), "--estimators", "majority_vote,entropy",
                     "--output", str(out)).returncode == 0
     results = json.loads(out.read_text())
-    assert set(results) == {"data", "estimators", "harness"}  # harness: how it ran (timings, executor)
-    assert set(results["data"]) == {"path", "groups", "rollouts"}
+    # harness: how it ran (timings, executor); "answers" appears only for free_form/code data
+    assert set(results) == {"data", "estimators", "harness"}
+    assert set(results["data"]) == {"path", "groups", "rollouts", "rollout_correlation"}
     for entry in results["estimators"]:
         assert {"name", "options", "metrics"} <= set(entry)
         assert set(entry) - {"name", "options", "metrics"} == {"label", "skipped", "errors", "failed_groups"}

@@ -32,6 +32,7 @@ from typing import Any
 from ..data import AnswerClasses, RolloutGroup
 from ..errors import UserError
 from ..registry import ExtractorInfo, Registry
+from ..similarity import SIMILARITIES, SimilarityThresholds, containment, similarity_classes
 from .equivalence import (
     COMPARE_MODES,
     DEFAULT_BUDGET,
@@ -63,12 +64,15 @@ class AnswerEngine:
         pool: CheckerPool | None = None,
         conventions: Conventions = DEFAULT_CONVENTIONS,
         budget: Budget = DEFAULT_BUDGET,
+        similarity: SimilarityThresholds | None = None,
     ):
         self.registry = registry
         self.timeout_seconds = timeout_seconds
         self.task_override = task_override
         self.conventions = conventions
         self.budget = budget
+        #: θ of the free_form/code tasks' classes and grading (compare modes in ``SIMILARITIES``).
+        self.similarity = similarity or SimilarityThresholds()
         self.checker = SemanticChecker(timeout_seconds, pool, conventions)
         self._health_lock = threading.Lock()
         self._health: dict[str, Any] = dict.fromkeys(_HEALTH_COUNTERS, 0)
@@ -77,11 +81,12 @@ class AnswerEngine:
     @classmethod
     def from_settings(cls, registry: Registry, settings: Any, **kwargs: Any) -> AnswerEngine:
         """An engine from a run config's ``answers:`` section (``timeout_seconds``, ``task``,
-        ``percent``, ``decimals``, ``group_seconds``, ``group_requests``)."""
+        ``percent``, ``decimals``, ``group_seconds``, ``group_requests``, ``class_thresholds``,
+        ``grade_thresholds``)."""
         conventions = Conventions(percent=settings.percent, decimals=settings.decimals)
         budget = Budget(requests=settings.group_requests, seconds=settings.group_seconds)
         return cls(registry, timeout_seconds=settings.timeout_seconds, task_override=settings.task,
-                   conventions=conventions, budget=budget, **kwargs)
+                   conventions=conventions, budget=budget, similarity=settings.similarity_thresholds(), **kwargs)
 
     def task_of(self, group: RolloutGroup) -> str:
         return self.task_override or group.task
@@ -93,13 +98,18 @@ class AnswerEngine:
 
     def _extractor(self, task: str) -> ExtractorInfo:
         extractor = self.registry.extractors.get(task)
-        if extractor.compare not in COMPARE_MODES:
+        if extractor.compare not in COMPARE_MODES and extractor.compare not in SIMILARITIES:
             raise UserError(
                 f"Extractor {extractor.name!r} (plugin {extractor.plugin!r}) registered compare="
-                f"{extractor.compare!r}; the answer engine knows {', '.join(COMPARE_MODES)}. "
+                f"{extractor.compare!r}; the answer engine knows {', '.join(COMPARE_MODES + SIMILARITIES)}. "
                 "Fix the plugin's register_extractors call."
             )
         return extractor
+
+    def compares_by_similarity(self, task: str) -> bool:
+        """Whether ``task``'s answers are compared by a similarity (``free_form``, ``code``): its classes
+        are clusters of similar answers, so grading looks at each answer, not at its class."""
+        return self._extractor(task).compare in SIMILARITIES
 
     def extract(self, text: str, task: str) -> str | None:
         """The answer in ``text`` for ``task``, or ``None``. A failing extractor degrades this rollout
@@ -113,6 +123,8 @@ class AnswerEngine:
         if answer is None:
             return None
         answer = str(answer)
+        if extractor.compare in SIMILARITIES:  # free text and code: compared by similarity, not normalised
+            return answer if answer.strip() else None
         if len(answer) > MAX_NORMALIZE_CHARS:
             return answer  # compared as an exact string; not worth normalising
         return answer if normalize_answer(answer) else None
@@ -124,6 +136,9 @@ class AnswerEngine:
         if a is None or b is None:
             return Verdict(False, "no answer")
         compare = self._extractor(task).compare
+        if compare in SIMILARITIES:
+            score, threshold = containment(a, b, compare), self.similarity.grade_threshold(compare)
+            return Verdict(score >= threshold, f"{compare} containment {score:.3f} {'>=' if score >= threshold else '<'} {threshold}")
         stats = CheckStats(budget=Budget(requests=8, seconds=max(self.budget.seconds, 4 * self.timeout_seconds)))
         verdict = compare_atoms(make_atom(a, compare, self.conventions), make_atom(b, compare, self.conventions),
                                 compare, self.checker, stats)
@@ -137,7 +152,11 @@ class AnswerEngine:
     def cluster(self, answers: Sequence[str | None], task: str) -> AnswerClasses:
         """Equivalence classes of ``answers`` (ids in order of first appearance, -1 = no answer)."""
         started = time.perf_counter()
-        classes = cluster(answers, self._extractor(task).compare, self.checker, self.budget)
+        compare = self._extractor(task).compare
+        if compare in SIMILARITIES:
+            classes = similarity_classes(answers, compare, self.similarity.class_threshold(compare))
+        else:
+            classes = cluster(answers, compare, self.checker, self.budget)
         classes.diagnostics["seconds"] = time.perf_counter() - started
         self._record(classes.diagnostics)
         return classes

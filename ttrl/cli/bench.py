@@ -226,6 +226,9 @@ def _finish(outcome, output_path: Path | None, report_dir: Path | None, answers:
     results = outcome.results
     console = stdout_console()
     console.print(rich_table(results, needs_answers=answers, width=console.width))
+    correlation = results["data"].get("rollout_correlation")
+    if correlation is not None:
+        click.echo(f"Rollout correlation (mean pairwise token overlap within a group): {correlation:.3f}", err=True)
     failures = 0
     for entry in results["estimators"]:
         label = entry.get("label") or entry["name"]

@@ -15,6 +15,8 @@ from .simulate import SimulationSettings
 from .sources import file_dataset, simulated_dataset
 
 BUILTIN_ROLLOUTS = Path(__file__).resolve().parents[1] / "data" / "builtin_rollouts.jsonl"
+#: Real free-form and code rollouts (tasks ``free_form`` and ``code``), for ``--data``; see docs/rollouts.md.
+SIMILARITY_ROLLOUTS = BUILTIN_ROLLOUTS.with_name("similarity_rollouts.jsonl")
 #: The fallback set: 200 groups x 16 rollouts, half the problems solved on average.
 FALLBACK_SIMULATION = SimulationSettings(groups=200, rollouts=16, seed=0)
 

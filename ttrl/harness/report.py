@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ttrl.core.rollout_files import atomic_write
+from .correlation import plot_accuracy_by_correlation
 
 #: (key, column title, which way is better: +1 higher, -1 lower, 0 not a quality measure)
 QUALITY_COLUMNS = (
@@ -415,9 +416,12 @@ def write_report(results: dict[str, Any], details: dict[str, dict], directory: P
          plot_label_accuracy_vs_majority(details, directory / "label_accuracy_vs_majority_ratio.png", left_out=left_out.get("label"))),
         ("Pairwise accuracy by difficulty (ground-truth ratio)", left_out.get("pairwise"),
          plot_pairwise_by_difficulty(details, directory / "pairwise_by_difficulty.png", left_out=left_out.get("pairwise"))),
+        ("Accuracy by rollout correlation", None, plot_accuracy_by_correlation(details, directory / "accuracy_by_correlation.png")),
     ]
     lines = ["# ttrl bench report", "",
              f"Data: `{display_path(data['path'])}`: {data['groups']} groups, {data['rollouts']} rollouts."]
+    if data.get("rollout_correlation") is not None:
+        lines[-1] += f" Rollout correlation (mean pairwise token overlap): {data['rollout_correlation']:.3f}."
     note = results.get("harness", {}).get("data_note")
     if note:
         lines += ["", f"> {note}"]

@@ -14,6 +14,7 @@ which are reported once under ``harness``; ``rollouts_per_second`` is rollouts /
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -184,6 +185,7 @@ def assemble(plan: BenchPlan, context: ShardContext, data: DataSet, journal: Mem
     shards = [journal.shards[i] for i in range(num_shards)]
     truth = {name: [v for s in shards for v in s["truth"][name]] for name in TRUTH_FIELDS}
     entries, details = [], {}
+    correlation = _rollout_correlation(shards)
     for spec in plan.specs:
         label = spec.label or spec.name
         estimator = context.pipelines[label].estimator
@@ -207,14 +209,30 @@ def assemble(plan: BenchPlan, context: ShardContext, data: DataSet, journal: Mem
         if plan.keep_details:  # the report's plots need per-group scores and every reward
             details[label] = {
                 "scores": {k: columns[k] for k in _SCORE_FIELDS},
+                "correlation": correlation["scored"],
                 "rewards": {which: [r for p in parts for r in p["rewards"][which]] for which in ("correct", "incorrect")},
             }
     results = {
-        "data": {"path": data.path, "groups": len(data), "rollouts": data.rollouts},
+        "data": {"path": data.path, "groups": len(data), "rollouts": data.rollouts,
+                 "rollout_correlation": correlation["mean"]},
         "estimators": entries,
         "harness": {"data_note": data.note, "answer_classes_seconds": sum(s["shared_seconds"] for s in shards)},
     }
+    similarity_tasks = sorted({t for s in shards for t in s.get("similarity_tasks", ())})
+    if similarity_tasks:  # how free-form and code answers were grouped and graded
+        results["answers"] = {"similarity_tasks": similarity_tasks, **context.engine.similarity.describe()}
     return Outcome(results=results, details=details)
+
+
+def _rollout_correlation(shards: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean pairwise token overlap over the groups (a journal from before it was measured has none)."""
+    parts = [s.get("correlation") for s in shards]
+    if not all(parts):
+        return {"mean": None, "scored": []}
+    measured = [c for p in parts for c in p["measured"]]
+    # fsum is exact, so the mean does not depend on how the groups were cut into shards
+    return {"mean": math.fsum(measured) / len(measured) if measured else None,
+            "scored": [c for p in parts for c in p["scored"]]}
 
 
 #: Fields that differ between two runs of the same bench: wall-clock times and ``harness`` (how it ran).

@@ -23,6 +23,7 @@ from ttrl.core.errors import EstimatorFailure, EstimatorInputError, OptionError,
 from ttrl.core.estimation import EstimationPipeline, resolve
 from ttrl.core.metrics import ESTIMATE_FIELDS, TRUTH_FIELDS, estimate_facts, grade_group, label_facts, truth_facts
 from ttrl.core.registry import ANSWERS, Registry
+from ttrl.core.similarity import rollout_correlation
 
 from .plan import BenchPlan
 from .sources import GroupSlice
@@ -77,6 +78,11 @@ class ShardContext:
             if truth is not None:
                 for name, value in truth_facts(truth.correct).items():
                     truth_columns[name].append(value)
+        correlation = [rollout_correlation([r.text for r in record.group.rollouts]) for record in records]
+        measured = [c for c in correlation if c is not None]
+        scored_correlation = [c for c, t in zip(correlation, truths) if t is not None]
+        similarity_tasks = sorted({task for record in records
+                                   if self.engine.compares_by_similarity(task := self.engine.task_of(record.group))})
         truth_seconds = time.perf_counter() - start
 
         results = {}
@@ -91,7 +97,10 @@ class ShardContext:
         del classes, truths  # freeing the shard's answer classes is part of their cost, not the harness's
         shared += time.perf_counter() - start
         return {"shard": index, "groups": len(records), "shared_seconds": shared, "validation_seconds": validation,
-                "truth_seconds": truth_seconds, "truth": truth_columns, "estimators": results}
+                "truth_seconds": truth_seconds, "truth": truth_columns, "estimators": results,
+                # rollout correlation of every group that has one, and per scored group for the report's plot
+                "correlation": {"measured": measured, "scored": scored_correlation},
+                "similarity_tasks": similarity_tasks}
 
     def _grade(self, records: Sequence[GroupRecord], on_group: Callable[[int], None] | None = None):
         engine = self.engine
