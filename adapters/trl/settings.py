@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ttrl.core.config import RunConfig, format_validation_error
-from ttrl.core.data import STAT_FIELDS, TOKEN_FIELDS
+from ttrl.core.config import GroupSettings, RunConfig, format_validation_error
 from ttrl.core.errors import OptionError, UserError
 from ttrl.core.estimation import EstimationPipeline
+from ttrl.core.groups import TRAINER_INPUTS, bind_train_size
 from ttrl.core.registry import ANSWERS, Registry
 
 #: TRL releases whose GRPOTrainer behaves as this adapter relies on: reward functions get the dataset
@@ -27,7 +27,7 @@ from ttrl.core.registry import ANSWERS, Registry
 #: a completion out of its group's baseline with advantage 0.
 SUPPORTED_TRL = ((1, 0), (2, 0))
 #: Inputs this adapter computes for every completion (answers by extraction, the rest from the policy's logits).
-PROVIDED_INPUTS = frozenset({ANSWERS, *STAT_FIELDS, *TOKEN_FIELDS})
+PROVIDED_INPUTS = TRAINER_INPUTS
 
 
 class ProblemSet(BaseModel):
@@ -123,6 +123,7 @@ class PreparedRun:
     grpo_kwargs: dict[str, Any]
     trl_version: str
     config_path: Path
+    groups: GroupSettings = field(default_factory=GroupSettings)
 
 
 def check_trl_version(version: str | None) -> str:
@@ -170,43 +171,6 @@ def _check_inputs(pipeline: EstimationPipeline, config: RunConfig) -> None:
             f"token statistics {', '.join(sorted(PROVIDED_INPUTS - {ANSWERS}))} from the policy's logits. "
             "Choose an estimator that needs only these."
         )
-
-
-def _bind_train_size(config: RunConfig, registry: Registry, settings: TrlSettings) -> RunConfig:
-    """Check ``n_train <= num_generations`` and hand ``trl.n_train`` to an estimator that has that option."""
-    spec = config.estimator
-    given = spec.options.get("n_train") if spec is not None else None
-    if settings.n_train is not None and settings.n_train > settings.num_generations:
-        where = config.locate(("trl", "n_train"))
-        raise OptionError(
-            f"trl.n_train ({settings.n_train})" + (f" at {where}" if where else "")
-            + f" is larger than trl.num_generations ({settings.num_generations}): the trained completions are a "
-            "subset of the voting ones (TTRL: 64 votes, 32 trained). Lower n_train or raise num_generations."
-        )
-    if isinstance(given, int) and given > settings.num_generations:
-        where = config.locate(("estimator", "options", "n_train"))
-        raise OptionError(
-            f"Estimator {spec.name!r} option n_train={given}" + (f" ({where})" if where else "")
-            + f" is larger than trl.num_generations={settings.num_generations}, the number of completions that vote. "
-            "It must train on at most as many completions as it votes over (TTRL: 64 votes, 32 trained): lower "
-            "n_train or raise num_generations."
-        )
-    if settings.n_train is None or spec is None:
-        return config
-    info = registry.estimators.get(spec.name)
-    if info.options is None or "n_train" not in info.options.model_fields:
-        return config
-    if given is not None and given != settings.n_train:
-        where = config.locate(("estimator", "options", "n_train"))
-        raise OptionError(
-            f"estimator.options.n_train is {given} but trl.n_train is {settings.n_train}"
-            + (f" ({where})" if where else "") + ". Set the train size once, in the trl: section."
-        )
-    bound = config.model_copy(
-        update={"estimator": spec.model_copy(update={"options": {**spec.options, "n_train": settings.n_train}})}
-    )
-    bound._locator = config._locator
-    return bound
 
 
 def _grpo_kwargs(settings: TrlSettings, config: RunConfig) -> dict[str, Any]:
@@ -262,8 +226,11 @@ def prepare(config: RunConfig, registry: Registry, *, config_path: Path, trl_ver
     settings = parse_settings(config)
     if config.estimator is None:
         raise OptionError(f"Run config {config_path} selects no estimator. Add `estimator: {{name: majority_vote}}`.")
-    config = _bind_train_size(config, registry, settings)
+    config = bind_train_size(
+        config, registry, n_votes=settings.num_generations, n_train=settings.n_train, section="trl",
+        votes_key="num_generations",
+    )
     pipeline = EstimationPipeline.from_config(config, registry)
     _check_inputs(pipeline, config)
     version = check_trl_version(trl_version)
-    return PreparedRun(settings, pipeline, _grpo_kwargs(settings, config), version, config_path)
+    return PreparedRun(settings, pipeline, _grpo_kwargs(settings, config), version, config_path, config.groups)
