@@ -301,7 +301,8 @@ class GroupEstimator:
 
     ``n_votes`` responses per group all vote; ``n_train`` of them are trained on: the estimate's
     ``train_indices`` when it names them (exactly ``n_train`` are required), else the first
-    ``n_train`` (samples are i.i.d., as TTRL's reference code assumes); ``None`` trains on all.
+    ``n_train`` (samples are i.i.d., as TTRL's reference code assumes). With ``n_train=None`` the
+    trainer fixes no train size: the estimate's ``train_indices`` when it names them, else all.
     """
 
     def __init__(
@@ -320,7 +321,9 @@ class GroupEstimator:
             raise ValueError(f"on_failure must be 'skip' or 'stop', got {on_failure!r}")
         self.pipeline = pipeline
         self.n_votes = n_votes
+        #: Responses trained on per group (``n_votes`` when the trainer fixes no train size).
         self.n_train = n_votes if n_train is None else n_train
+        self._fixed_train_size = n_train is not None
         self.on_failure = on_failure
         self.metrics = StepMetrics()
 
@@ -411,10 +414,10 @@ class GroupEstimator:
         )
 
     def _train_indices(self, estimate: Estimate, group: RolloutGroup) -> list[int]:
-        if self.n_train == self.n_votes:
-            return list(range(self.n_votes))
         if estimate.train_indices is None:
             return list(range(self.n_train))
+        if not self._fixed_train_size:
+            return list(estimate.train_indices)
         if len(estimate.train_indices) != self.n_train:
             info = self.pipeline.estimator.info
             raise EstimatorFailure(

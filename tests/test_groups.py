@@ -206,3 +206,10 @@ def test_bind_train_size_hands_n_train_to_the_estimator_and_refuses_contradictio
 def test_a_group_of_the_wrong_size_is_a_layout_error(registry):
     with pytest.raises(GroupLayoutError, match="3 responses, but 4 vote"):
         layer(registry).estimate("g", "q", texts("1", "2", "3"))
+
+
+def test_without_a_trainer_train_size_the_estimators_own_subset_is_trained_on(registry):
+    config = RunConfig(estimator=ComponentSpec(name="majority_vote", options={"n_train": 3}), answers={"task": "number"})
+    groups = GroupEstimator.from_config(config, registry, n_votes=4, n_train=None, section="trl")
+    result = groups.estimate("g", "q", texts("1", "1", "2", "1"))
+    assert result.train_indices == [0, 1, 2] and result.trainer_rewards() == [1.0, 1.0, 0.0, None]
