@@ -214,9 +214,15 @@ def test_example_configs_dry_run_with_the_papers_settings(name, capsys, shared_d
         "--eval.temperature 0.6",
         "--rollout.max_new_tokens 3072",
         "--reward.remote_url",
+        # TTRL's code: one update per prompt's 32 trained responses, KL loss 0.001 against a reference model
+        "--train.batch_size 32",
+        "--algo.kl.use_loss",
+        "--algo.kl.init_coef 0.001",
+        "--eval.steps 2",
+        "--ckpt.best_metric_key none",
     ):
         assert expected in out, expected
-    assert '"n_train": 32' in out and "Qwen/Qwen2.5-Math-" in out
+    assert '"n_train": 32' in out and '"eval_top_p": 0.95' in out and "Qwen/Qwen2.5-Math-" in out
     openrlhf_part = out.split("\n    -- \\\n", 1)[1]  # after the launcher's own --ttrl-spec
     flags = {line.split()[0][2:] for line in openrlhf_part.splitlines() if line.strip().startswith("--")}
     assert flags and flags <= known_flags()  # every flag exists in OpenRLHF 0.11's entry point
@@ -224,18 +230,34 @@ def test_example_configs_dry_run_with_the_papers_settings(name, capsys, shared_d
     assert not output.exists()  # a dry run writes nothing
 
 
-def test_gpu_end_to_end_script_dry_run_prints_the_command(tmp_path, shared_data):
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_every_value_in_the_example_configs_says_where_it_comes_from(name):
+    unexplained = []
+    section = None
+    for line in (EXAMPLES / name).read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith((" ", "#")):
+            section = line.split(":")[0]
+        key, _, value = line.strip().partition(":")
+        if section == "openrlhf" and line.startswith("  ") and value.strip() and "#" not in line:
+            if key not in {"model", "input_key", "num_nodes", "output_dir"}:
+                unexplained.append(line.strip())
+    assert unexplained == []
+
+
+@pytest.mark.parametrize("gpus", ["1", "8"])
+def test_gpu_end_to_end_script_dry_run_prints_the_command(tmp_path, shared_data, gpus):
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "OUT": str(tmp_path / "e2e"), "ESTIMATOR": "self-certainty",
+    env = {**os.environ, "OUT": str(tmp_path / "e2e"), "ESTIMATOR": "self-certainty", "GPUS": gpus,
            "TTRL": str(Path(sys.executable).with_name("ttrl"))}
     proc = subprocess.run(
         ["bash", str(EXAMPLES / "gpu_end_to_end.sh"), "--dry-run"], capture_output=True, text=True, env=env, timeout=300
     )
     assert proc.returncode == 0, proc.stderr
     assert "--rollout.n_samples_per_prompt 8" in proc.stdout and '"token_stats": true' in proc.stdout
+    assert f"--actor.num_gpus_per_node {gpus}" in proc.stdout and f"--vllm.num_engines {gpus}" in proc.stdout
     assert sorted(p.name for p in (tmp_path / "e2e").iterdir()) == ["run.yaml"]  # nothing else written
 
 

@@ -80,7 +80,10 @@ class TrlSettings(BaseModel):
     max_completion_length: int = Field(3072, ge=1, description="Maximum new tokens per completion (TTRL: 3072).")
     beta: float = Field(0.0, ge=0, description="KL coefficient against the initial policy; 0 loads no reference model.")
     seed: int = Field(0, description="Seed for sampling and the data order.")
-    output_dir: str = Field("runs/trl", description="Where the summary (and the model, with save_model) go; relative to the working directory.")
+    output_dir: str = Field(
+        "runs/trl",
+        description="Where the summary (and the model, with save_model) go; relative to the run config's folder.",
+    )
     save_model: bool = Field(False, description="Save the trained model to output_dir/model.")
     grpo_args: dict[str, Any] = Field(
         default_factory=dict,
@@ -224,6 +227,9 @@ def check_grpo_fields(kwargs: dict[str, Any], fields: set[str], config: RunConfi
 def prepare(config: RunConfig, registry: Registry, *, config_path: Path, trl_version: str | None) -> PreparedRun:
     """Every check that does not need torch: settings, estimator, inputs, vote split, TRL version."""
     settings = parse_settings(config)
+    output = Path(settings.output_dir).expanduser()
+    if not output.is_absolute():  # like every path in a run config: relative to the config's folder
+        settings = settings.model_copy(update={"output_dir": str((Path(config_path).resolve().parent / output).resolve())})
     if config.estimator is None:
         raise OptionError(f"Run config {config_path} selects no estimator. Add `estimator: {{name: majority_vote}}`.")
     config = bind_train_size(
