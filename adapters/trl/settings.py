@@ -44,7 +44,7 @@ class TrlSettings(BaseModel):
     """``trl:``: the model, the problems, and GRPO settings mapped onto TRL's ``GRPOConfig``.
 
     Defaults follow the TTRL paper where it has one (64 votes per prompt, peak learning rate 5e-7 with a
-    cosine schedule, sampling temperature 0.6, 3072 new tokens); the CPU example overrides the sizes.
+    cosine schedule, sampling temperature 1.0, 3072 new tokens); the CPU example overrides the sizes.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -75,7 +75,7 @@ class TrlSettings(BaseModel):
     warmup_steps: float = Field(
         0, ge=0, description="Learning-rate warmup: a number of steps, or a fraction of all steps when below 1."
     )
-    temperature: float = Field(0.6, gt=0, description="Sampling temperature; token statistics use the same one.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature (TTRL: 1.0); token statistics use the same one.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
     max_completion_length: int = Field(3072, ge=1, description="Maximum new tokens per completion (TTRL: 3072).")
     beta: float = Field(0.0, ge=0, description="KL coefficient against the initial policy; 0 loads no reference model.")

@@ -4,7 +4,7 @@
 #
 #   examples/openrlhf/gpu_end_to_end.sh [--dry-run]
 #
-# Needs: 1+ NVIDIA GPU, `pip install 'openrlhf[vllm]==0.11.*' 'ttrl[openrlhf]'`, and the model already on
+# Needs: 1 to 8 NVIDIA GPUs on one node, `pip install 'openrlhf[vllm]==0.11.2' 'ttrl[openrlhf]'`, and the model already on
 # local disk (nothing is downloaded: HF_HUB_OFFLINE=1). Environment:
 #   MODEL      local directory or cached id   (default Qwen/Qwen2.5-Math-1.5B)
 #   DATA       prompt file {"prompt","answer"} (default ../shared/data/ttrl/MATH-L1-TTT.json beside the repo)
