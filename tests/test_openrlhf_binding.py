@@ -246,6 +246,9 @@ def responses_for(trainer, groups: list[tuple[str, str, list[str]]]) -> list[dic
 
 @pytest.mark.model
 def test_majority_vote_rewards_train_subset_advantages_and_metrics_inside_openrlhf(policy):
+    from ttrl.adapters.openrlhf.launch import check_workers
+
+    check_workers(ray)  # the launcher's check: Ray workers run ttrl's setup hook
     trainer = ray.remote(num_cpus=0)(TrainerProcess).remote(4)
     assert ray.get(trainer.patched_by.remote()) == "ttrl.adapters.openrlhf.binding"
     assert ray.get(policy.has_ttrl_method.remote())
