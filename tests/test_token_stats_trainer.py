@@ -40,6 +40,10 @@ def test_statistics_of_each_rows_response_tokens_match_the_float64_reference():
                                ("token_logprob", ref.logprob)):
             assert out[row][name].shape == (len(positions),)
             assert out[row][name] == pytest.approx(expected.numpy(), abs=2e-4)
+        # token confidence (DeepConf, k = 20 by default) flows through without naming it here
+        logp = torch.log_softmax(logits[row, positions].double() / 0.7, dim=-1)
+        confidence = -logp.topk(20, dim=-1).values.mean(-1)
+        assert out[row]["token_confidence"] == pytest.approx(confidence.numpy(), abs=2e-4)
     # row 2 has no response tokens: empty arrays, so its means are missing rather than NaN
     assert all(len(values) == 0 for values in out[2].values())
 
