@@ -312,6 +312,7 @@ class GroupEstimator:
         n_votes: int,
         n_train: int | None = None,
         on_failure: Literal["skip", "stop"] = "skip",
+        meta: Mapping[str, Any] | None = None,
     ):
         if n_votes < 1:
             raise ValueError(f"n_votes must be >= 1, got {n_votes}")
@@ -325,6 +326,9 @@ class GroupEstimator:
         self.n_train = n_votes if n_train is None else n_train
         self._fixed_train_size = n_train is not None
         self.on_failure = on_failure
+        #: What every group's ``meta`` says about how its responses were made (like a rollout file's
+        #: ``meta``: sampling temperature, ``confidence_k`` of the token confidence, ...).
+        self.meta = dict(meta or {})
         self.metrics = StepMetrics()
 
     @classmethod
@@ -362,7 +366,9 @@ class GroupEstimator:
             raise GroupLayoutError(
                 f"Group {group_id!r} has {len(responses)} responses, but {self.n_votes} vote per prompt."
             )
-        group = RolloutGroup(id=group_id, prompt=prompt, rollouts=[build_rollout(r) for r in responses])
+        group = RolloutGroup(
+            id=group_id, prompt=prompt, rollouts=[build_rollout(r) for r in responses], meta=dict(self.meta)
+        )
         if task:
             group.task = task
         result = self._estimate(group, reference)

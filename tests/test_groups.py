@@ -224,3 +224,18 @@ def test_a_flat_batch_is_estimated_group_by_group_in_batch_order(registry):
     assert groups.step_metrics()["label_accuracy"] == 0.5
     with pytest.raises(GroupLayoutError, match="mixes prompts"):
         groups.estimate_batch(["x", "y"], ["qa", "qb"], texts("1", "2"), keys=["qa", "qb"])
+
+
+def test_every_group_carries_the_trainers_meta(registry):
+    seen = {}
+    groups = layer(registry, n_votes=2)
+    groups.meta = {"temperature": 1.0, "confidence_k": 20}
+    original = groups.pipeline.run
+
+    def spy(group, classes=None):
+        seen.update(group.meta)
+        return original(group, classes)
+
+    groups.pipeline.run = spy
+    groups.estimate("g", "q", texts("1", "1"))
+    assert seen == {"temperature": 1.0, "confidence_k": 20}

@@ -67,8 +67,12 @@ class _State:
         self.use_stats = bool(spec["token_stats"])
         #: The training rollouts' sampling temperature, from the run's settings (token statistics use it).
         self.temperature = float(spec["temperature"])
+        from ttrl.token_stats import DEFAULT_CONFIDENCE_K
+
         self.groups = GroupEstimator(
-            pipeline, n_votes=self.n_votes, n_train=self.n_train, on_failure=config.groups.on_failure
+            pipeline, n_votes=self.n_votes, n_train=self.n_train, on_failure=config.groups.on_failure,
+            meta={"temperature": self.temperature, "confidence_k": DEFAULT_CONFIDENCE_K,
+                  "stats_source": "actor logits (trainer: openrlhf)"},
         )
         self.step = 0
 

@@ -142,9 +142,13 @@ def build_trainer(run: PreparedRun, model: Any, tokenizer: Any, ref: Any, rows: 
         # needs its file name, and nothing may be downloaded
         kwargs.setdefault("model_init_kwargs", {**ref.from_pretrained_kwargs(), "dtype": run.settings.dtype})
     args = make_grpo_config(GRPOConfig, kwargs)
+    from ttrl.token_stats import DEFAULT_CONFIDENCE_K
+
     groups = GroupEstimator(
         run.pipeline, n_votes=run.settings.num_generations, n_train=run.settings.n_train,
         on_failure=run.groups.on_failure,
+        meta={"temperature": run.settings.temperature, "confidence_k": DEFAULT_CONFIDENCE_K,
+              "stats_source": "policy logits (trainer: trl)"},
     )
     reward = EstimatorReward(groups, temperature=run.settings.temperature)
     trainer = GRPOTrainer(
