@@ -17,8 +17,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 
+# A regular (not editable) install: setuptools prints a notice for every editable install of this
+# layout (core/ -> ttrl.core), which a first-time user should not have to read. `make dev-venv`
+# installs in editable mode for development.
 $(VENV)/.stamp-demo: pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e '.[report]'
+	$(PIP) install -q '.[report]'
 	touch $@
 
 $(VENV)/.stamp-dev: pyproject.toml Makefile | $(BIN)/python

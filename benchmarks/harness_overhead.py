@@ -42,7 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ttrl.cli.bench import _write_json
+from ttrl.core.rollout_files import write_json_file as _write_json
 from ttrl.core.config import ComponentSpec, RunConfig
 from ttrl.harness.builtin import BUILTIN_ROLLOUTS
 from ttrl.harness.journal import journal_path

@@ -7,6 +7,8 @@ component name up in the registry and validates its options with that component'
 
 from __future__ import annotations
 
+import difflib
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -109,8 +111,35 @@ def _node_line(root: yaml.Node | None, source: str, path: tuple[Any, ...]) -> st
     return f"{source}:{node.start_mark.line + 1}"
 
 
-def format_validation_error(exc: ValidationError, *, what: str, locate: Locator | None = None, prefix: tuple = ()) -> str:
-    """One paragraph per pydantic error: location, problem, value given, and file:line when known."""
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``X | None`` or ``list[X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def known_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    """The settings a model accepts at ``loc``'s parent (list indexes skipped), for "did you mean"."""
+    for part in loc[:-1]:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        model = _model_in(field.annotation) if field is not None else None
+    return list(model.model_fields) if model is not None else []
+
+
+def format_validation_error(exc: ValidationError, *, what: str, locate: Locator | None = None, prefix: tuple = (),
+                            model: type[BaseModel] | None = None) -> str:
+    """One paragraph per pydantic error: location, problem, value given, and file:line when known.
+
+    With ``model`` (the validated class), an unknown key gets "did you mean" from the keys it accepts.
+    """
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
@@ -118,7 +147,10 @@ def format_validation_error(exc: ValidationError, *, what: str, locate: Locator 
         where = locate((*prefix, *loc)) if locate else None
         given = err.get("input")
         if err["type"] == "extra_forbidden":
-            problem = "is not a known setting"
+            keys = known_keys(model, loc)
+            close = difflib.get_close_matches(str(loc[-1]), keys, n=3, cutoff=0.5) if loc else []
+            problem = "is not a known setting" + (f" (did you mean: {', '.join(close)}?)" if close else (
+                f" (known: {', '.join(keys)})" if keys else ""))
         elif err["type"] == "missing":
             problem = "is required"
         else:
@@ -155,6 +187,6 @@ def load_run_config(path: str | Path) -> RunConfig:
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise UserError(format_validation_error(exc, what=f"run config {source}", locate=locate)) from None
+        raise UserError(format_validation_error(exc, what=f"run config {source}", locate=locate, model=RunConfig)) from None
     config._locator = locate
     return config

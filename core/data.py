@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-#: Per-rollout summary statistics of CONTRACT.md (``stats``).
+#: Per-rollout summary statistics (``stats``; docs/formats.md).
 STAT_FIELDS = ("num_tokens", "mean_entropy", "mean_self_certainty", "mean_logprob", "mean_confidence")
-#: Per-token arrays of CONTRACT.md and the ``mean_*`` statistic each one summarises.
+#: Per-token arrays (docs/formats.md) and the ``mean_*`` statistic each one summarises.
 TOKEN_FIELDS = {
     "token_entropy": "mean_entropy",
     "token_self_certainty": "mean_self_certainty",

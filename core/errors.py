@@ -13,6 +13,12 @@ class UserError(Exception):
     exit_code = 2
 
 
+class Interrupted(UserError):
+    """Ctrl-C (or a dead worker) stopped the work; the message says what is saved and how to go on."""
+
+    exit_code = 130
+
+
 class UnknownNameError(UserError):
     """A name (estimator, extractor, shaper, task) that nothing registered."""
 

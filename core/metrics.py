@@ -1,4 +1,4 @@
-"""Reward-quality metrics of CONTRACT.md, for the bench harness and for trainers' logging.
+"""Reward-quality metrics (defined in docs/formats.md), for the bench harness and for trainers' logging.
 
 Per group over its N rollouts, then averaged over the groups that have a reference; a rollout is
 *correct* when its answer is equivalent to the reference. ``pairwise_accuracy`` is pooled over all

@@ -5,15 +5,16 @@ Third-party plugins are found through the ``ttrl`` entry-point group. A plugin t
 fails to register, implements an unknown hook, or registers a name another plugin already owns is
 reported (distribution, version, reason) and everything else keeps working; ``TTRL_STRICT_PLUGINS=1``
 makes any such problem an error. ``TTRL_LOAD_PLUGINS=a,b`` loads only the listed third-party plugins
-(by entry-point or distribution name; empty loads none).
+(by entry-point or distribution name; empty loads none; a name that is not installed is an error
+with "did you mean", since a typo would silently hide the plugin).
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import importlib.metadata
-import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from . import hookspecs
+from .env import env_flag, env_list
 from .errors import PluginError
 from .registry import Registry
 
@@ -91,15 +93,28 @@ class PluginSet:
         return [f"{info.describe()}: {err}" for info in self.plugins for err in info.errors]
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def _env_allowlist() -> set[str] | None:
-    raw = os.environ.get("TTRL_LOAD_PLUGINS")
-    if raw is None:
-        return None
-    return {part.strip() for part in raw.split(",") if part.strip()}
+    names = env_list("TTRL_LOAD_PLUGINS")
+    return None if names is None else set(names)
+
+
+def _check_allowlist(allow: set[str], entry_points, from_env: bool) -> None:
+    """Every allow-listed name must be an installed plugin: a typo would silently hide one."""
+    known = {ep.name for ep in entry_points} | {
+        ep.dist.metadata["Name"] for ep in entry_points if getattr(ep, "dist", None) is not None
+    }
+    unknown = sorted(allow - known)
+    if not unknown:
+        return
+    source = "TTRL_LOAD_PLUGINS" if from_env else "The plugin allow-list"
+    name = unknown[0]
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    installed = ", ".join(sorted(known)) or "none"
+    raise PluginError(
+        f"{source} names {name!r}, which is not an installed plugin.{hint} Installed third-party plugins: "
+        f"{installed}. Fix the name (entry-point or distribution name), or unset TTRL_LOAD_PLUGINS to load all."
+    )
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -131,10 +146,11 @@ def load_plugins(
     ``extra`` adds ``(name, plugin_object)`` pairs after the entry points (tests and embedding code).
     ``allow`` and ``strict`` default to ``TTRL_LOAD_PLUGINS`` and ``TTRL_STRICT_PLUGINS``.
     """
+    allow_from_env = allow is None
     if allow is None:
         allow = _env_allowlist()
     if strict is None:
-        strict = _env_flag("TTRL_STRICT_PLUGINS")
+        strict = env_flag("TTRL_STRICT_PLUGINS")
 
     manager = get_plugin_manager()
     infos: list[PluginInfo] = []
@@ -163,7 +179,10 @@ def load_plugins(
         add(module, info)
 
     if entry_points:
-        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        found = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        if allow:
+            _check_allowlist(allow, found, allow_from_env)
+        for ep in found:
             dist = getattr(ep, "dist", None)
             dist_name = dist.metadata["Name"] if dist is not None else None
             if allow is not None and ep.name not in allow and (dist_name or "") not in allow:

@@ -161,7 +161,7 @@ class ComponentTable(Generic[T]):
         available = ", ".join(sorted(self._items)) or "(none registered)"
         raise UnknownNameError(
             f"Unknown {self.kind} {name!r}.{hint} Available: {available}. "
-            f"Run `ttrl {self.kind}s` to list them with their plugins; a third-party {self.kind} "
+            f"Run `ttrl {self.kind.replace('_', '-')}s` to list them with their plugins; a third-party {self.kind} "
             "must be installed (pip install ttrl-<name>) before it can be used."
         )
 

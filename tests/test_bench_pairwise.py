@@ -1,4 +1,4 @@
-"""Pairwise accuracy from ranks equals the N x N matrix definition of CONTRACT.md, value for value.
+"""Pairwise accuracy from ranks equals the N x N matrix definition of docs/formats.md, value for value.
 
 The definition: over all (correct, incorrect) pairs of a group, the correct rollout wins 1 when its
 reward is higher and 1/2 when equal. The matrix below is that definition written out (what the

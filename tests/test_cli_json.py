@@ -38,3 +38,24 @@ def test_estimators_json_keys(run_ttrl, repo_root):
     assert rows and all(set(row) == estimator_keys for row in rows)
     options = [o for row in rows for o in row["options"]]
     assert options and all(set(o) == option_keys for o in options)
+
+
+def json_rows(run_ttrl, *args: str, **kwargs) -> list[dict]:
+    result = run_ttrl(*args, "--json", **kwargs)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows
+    return rows
+
+
+def test_extractors_json_keys(run_ttrl, repo_root):
+    (keys,) = documented_keys(repo_root, "ttrl extractors --json")
+    rows = json_rows(run_ttrl, "extractors")
+    assert all(set(row) == keys for row in rows)
+    assert {"math", "number", "multiple_choice"} <= {row["name"] for row in rows}
+
+
+def test_reward_shapers_json_has_the_estimator_keys(run_ttrl, repo_root, example_plugins_dir):
+    estimator_keys, _ = documented_keys(repo_root, "ttrl estimators --json")
+    rows = json_rows(run_ttrl, "reward-shapers", pythonpath=[example_plugins_dir])
+    assert all(set(row) == estimator_keys for row in rows)

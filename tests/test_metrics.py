@@ -1,4 +1,4 @@
-"""Reward-quality metrics with CONTRACT.md's names and definitions, on groups worked by hand."""
+"""Reward-quality metrics with the names and definitions of docs/formats.md, on groups worked by hand."""
 
 from __future__ import annotations
 

@@ -34,15 +34,18 @@ def test_every_package_folder_is_listed_in_pyproject(repo_root):
 
 @pytest.mark.slow
 def test_the_wheel_installs_only_the_ttrl_namespace(repo_root, tmp_path):
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(repo_root)],
-        check=True, cwd=tmp_path,
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--verbose", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(repo_root)],
+        check=True, cwd=tmp_path, capture_output=True, text=True,
     )
+    # `make demo` shows a fresh user these build messages: no warning about the package layout
+    assert "Warning" not in build.stdout + build.stderr, build.stdout[-3000:] + build.stderr[-3000:]
     (wheel,) = tmp_path.glob("ttrl-*.whl")
     tops = {name.split("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"ttrl"}
     names = zipfile.ZipFile(wheel).namelist()
     assert "ttrl/core/hookspecs.py" in names and "ttrl/plugins/majority_vote.py" in names
+    assert "ttrl/data/builtin_rollouts.jsonl" in names
 
 
 def test_core_commands_work_without_heavy_dependencies(repo_root, tmp_path):

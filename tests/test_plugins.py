@@ -11,7 +11,7 @@ import ttrl
 from ttrl.core.errors import PluginError
 from ttrl.core.plugins import DEFAULT_PLUGINS, PluginWarning, load_plugins
 
-CONTRACT_ESTIMATORS = {"majority_vote", "dare", "entropy", "self_certainty"}
+BUILTIN_ESTIMATORS = {"majority_vote", "dare", "entropy", "self_certainty"}
 
 
 def _load(**kwargs):
@@ -34,7 +34,7 @@ def test_builtins_register_through_the_same_hooks_without_problems():
     assert warned == []
     assert [p.name for p in plugins.plugins] == list(DEFAULT_PLUGINS)
     assert all(p.builtin and p.loaded and p.distribution == "ttrl" for p in plugins.plugins)
-    assert CONTRACT_ESTIMATORS <= set(plugins.registry.estimators.names())
+    assert BUILTIN_ESTIMATORS <= set(plugins.registry.estimators.names())
     assert {"math", "multiple_choice", "number"} <= set(plugins.registry.extractors.names())
 
 
@@ -133,7 +133,7 @@ def test_ttrl_estimators_lists_third_party_estimators_with_options(run_ttrl, exa
     options = {o["name"]: o for o in rows["random"]["options"]}
     assert options["p"] == {"name": "p", "type": "float", "default": 0.5, "required": False,
                             "description": "Probability of reward 1 (bernoulli)."}
-    assert CONTRACT_ESTIMATORS <= set(rows)
+    assert BUILTIN_ESTIMATORS <= set(rows)
 
 
 def test_strict_plugins_in_the_cli_exits_2_without_traceback(run_ttrl, example_plugins_dir):

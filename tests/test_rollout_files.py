@@ -1,4 +1,4 @@
-"""Rollout files (CONTRACT.md): malformed lines are reported with file:line and skipped, unless strict."""
+"""Rollout files (docs/formats.md): malformed lines are reported with file:line and skipped, unless strict."""
 
 from __future__ import annotations
 
@@ -35,11 +35,12 @@ def test_good_lines_are_read_and_bad_ones_reported(tmp_path):
         json.dumps({"id": "g4", "prompt": "p", "rollouts": []}),
     ])
     result = read_rollout_file(path)
-    assert [r.group.id for r in result.records] == ["g1", "g4"]
+    assert [r.group.id for r in result.records] == ["g1"]
+    assert [str(e) for e in result.empty] == [f"{path}:8: group 'g4' has no rollouts"]  # left out, reported
     errors = [str(e) for e in result.errors]
     assert errors[0].startswith(f"{path}:2: not valid JSON")
-    assert errors[1].startswith(f"{path}:3: rollouts: Input should be a valid list")
-    assert errors[2].startswith(f"{path}:4: rollouts[0].text: Input should be a valid string")
+    assert errors[1].startswith(f"{path}:3: group 'g2': rollouts: Input should be a valid list")
+    assert errors[2].startswith(f"{path}:4: group 'g3': rollouts[0].text: Input should be a valid string")
     assert errors[3] == f"{path}:5: not valid UTF-8 (byte 0)"
     assert errors[4] == f"{path}:7: duplicate id 'g1' (first on line 1)"
 
@@ -71,7 +72,7 @@ def test_round_trip(tmp_path):
     write_rollout_file(out, records)
     again = read_rollout_file(out).records
     assert record_to_json(again[0]) == record_to_json(records[0])
-    assert write_rollout_file(out, [GroupRecord(RolloutGroup(id="x", prompt="p", rollouts=[]))], append=True) == 1
+    assert write_rollout_file(out, [GroupRecord(RolloutGroup(id="x", prompt="p", rollouts=[Rollout(text="t")]))], append=True) == 1
     assert len(read_rollout_file(out).records) == 2
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ttrl.core.env import env_flag
 from ttrl.core.errors import UserError
 from ttrl.core.registry import normalize_name
 
@@ -116,7 +117,7 @@ def converted_cache_dir(ref: ModelRef) -> Path | None:
     file's size and modification time, so a reinstalled model is converted again. ``TTRL_CACHE_DIR``
     moves the cache (default ``~/.cache/ttrl``); ``TTRL_MODEL_CACHE=0`` turns it off.
     """
-    if not ref.gguf_file or os.environ.get("TTRL_MODEL_CACHE", "1").strip() == "0":
+    if not ref.gguf_file or not env_flag("TTRL_MODEL_CACHE", True):
         return None
     source = Path(ref.path) / ref.gguf_file
     try:

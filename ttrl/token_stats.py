@@ -1,7 +1,7 @@
 """Per-token statistics of a sampling distribution, computed from logits chunk by chunk.
 
 For logits ``z`` of one position and a sampling temperature ``T``, the sampling distribution is
-``p = softmax(z / T)`` over the full vocabulary ``V`` (CONTRACT.md). In nats:
+``p = softmax(z / T)`` over the full vocabulary ``V`` (docs/formats.md). In nats:
 
 * entropy ``H = -sum_j p_j log p_j`` with ``log p = x - logZ``, ``x = z / T``, ``logZ = logsumexp(x)``;
 * self-certainty ``KL(U || p) = -log|V| - (1/|V|) sum_j log p_j = logZ - mean_j x_j - log|V|``
@@ -50,7 +50,7 @@ class TokenStats:
         return {f"token_{n}": getattr(self, n) for n in names if getattr(self, n) is not None}
 
     def means(self) -> dict[str, Any]:
-        """Masked means over the last (time) axis: ``num_tokens`` and ``mean_*`` as in CONTRACT.md.
+        """Masked means over the last (time) axis: ``num_tokens`` and ``mean_*`` as in docs/formats.md.
 
         A sequence with no tokens gets ``nan`` means.
         """

@@ -169,7 +169,7 @@ def load_settings(config: RunConfig) -> OpenRLHFSettings:
         settings = OpenRLHFSettings.model_validate(config.openrlhf)
     except ValidationError as exc:
         raise OptionError(
-            format_validation_error(exc, what="openrlhf: section", locate=config.locate, prefix=("openrlhf",))
+            format_validation_error(exc, what="openrlhf: section", locate=config.locate, prefix=("openrlhf",), model=OpenRLHFSettings)
             + " Run settings are documented in docs/openrlhf.md."
         ) from None
     prompts = int(settings.flags.get("rollout.batch_size", DEFAULT_ROLLOUT_BATCH))

@@ -161,7 +161,7 @@ def parse_settings(config: RunConfig) -> TrlSettings:
     try:
         return TrlSettings.model_validate(config.trl)
     except ValidationError as exc:
-        raise UserError(format_validation_error(exc, what="trl: section", locate=config.locate, prefix=("trl",))) from None
+        raise UserError(format_validation_error(exc, what="trl: section", locate=config.locate, prefix=("trl",), model=TrlSettings)) from None
 
 
 def _check_inputs(pipeline: EstimationPipeline, config: RunConfig) -> None:

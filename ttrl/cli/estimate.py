@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import click
-import yaml
 
+from ttrl.cli.common import (
+    ProgressBar, check_paths, load_cli_plugins, on_interrupt, parse_option_pairs, warn_line_errors,
+)
 from ttrl.core.config import ComponentSpec, RunConfig, load_run_config
 from ttrl.core.data import Estimate
 from ttrl.core.errors import EstimatorFailure, UserError
 from ttrl.core.estimation import EstimationPipeline
-from ttrl.core.plugins import default_plugins
-from ttrl.core.rollout_files import estimate_to_json, read_rollout_file, write_json_line
-
-
-def parse_option_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs from the command line; values are YAML scalars (0.5, true, [1, 2], text)."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--option {pair!r} is not KEY=VALUE. Example: --option alpha=0.5")
-        try:
-            options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            options[key.strip()] = value
-    return options
+from ttrl.core.rollout_files import atomic_write, dumps_line, estimate_to_json, read_rollout_file
 
 
 def selected_spec(config: RunConfig, name: str | None, option_pairs: tuple[str, ...]) -> ComponentSpec:
@@ -43,46 +29,58 @@ def selected_spec(config: RunConfig, name: str | None, option_pairs: tuple[str, 
     return ComponentSpec(name=name, options={**inherited, **cli_options})
 
 
-def warn_line_errors(errors, limit: int = 20) -> None:
-    for error in errors[:limit]:
-        click.echo(f"Warning: skipped {error}", err=True)
-    if len(errors) > limit:
-        click.echo(f"Warning: ... and {len(errors) - limit} more malformed line(s)", err=True)
+def _failure_line(group, estimator: str, reason: str) -> str:
+    return dumps_line(estimate_to_json(group.id, estimator, Estimate.failure(len(group.rollouts), reason)))
 
 
 def register(cli: click.Group) -> None:
     @cli.command()
-    @click.option("--data", "data_path", required=True, type=click.Path(path_type=Path), help="Rollout file (JSONL).")
+    @click.option("--data", "data_path", required=True, type=click.Path(path_type=Path), help="Rollout file (JSON Lines; docs/formats.md).")
     @click.option("--estimator", "estimator_name", help="Estimator name or alias (see `ttrl estimators`).")
     @click.option("--option", "option_pairs", multiple=True, metavar="KEY=VALUE", help="Estimator option; repeatable.")
     @click.option("--config", "config_path", type=click.Path(path_type=Path), help="Run config (YAML).")
-    @click.option("--output", "output_path", required=True, type=click.Path(path_type=Path), help="Estimate file to write.")
+    @click.option("--output", "output_path", required=True, type=click.Path(path_type=Path),
+                  help="Estimate file to write (written whole at the end; docs/formats.md).")
+    @click.option("--plugin", "plugin_modules", multiple=True, metavar="MODULE",
+                  help="Extra plugin module to load, as for `ttrl bench`; repeatable.")
     @click.option("--strict", is_flag=True, help="Stop at the first malformed line instead of skipping it.")
-    def estimate(data_path, estimator_name, option_pairs, config_path, output_path, strict) -> None:
+    def estimate(data_path, estimator_name, option_pairs, config_path, output_path, plugin_modules, strict) -> None:
         """Estimate labels and rewards for every group of a rollout file."""
+        check_paths(inputs=[("--data", data_path), ("--config", config_path)], files=[("--output", output_path)])
         config = load_run_config(config_path) if config_path else RunConfig()
-        registry = default_plugins().registry
+        _, plugins = load_cli_plugins(plugin_modules)
         spec = selected_spec(config, estimator_name, option_pairs)
-        pipeline = EstimationPipeline.from_config(config, registry, spec)
+        pipeline = EstimationPipeline.from_config(config, plugins.registry, spec)
         read = read_rollout_file(data_path, strict=strict)
-        warn_line_errors(read.errors)
+        warn_line_errors(read.errors, read.empty)
         for record in read.records:
             pipeline.check_inputs(record.group)
+        name = pipeline.estimator.name
         failures = 0
         start = time.perf_counter()
-        with output_path.open("w", encoding="utf-8") as out:
+        with on_interrupt(f"Nothing was written to {output_path} (its previous content, if any, is untouched): "
+                          "the estimate file is written whole at the end. Run the command again."), \
+                ProgressBar(len(read.records), "groups", f"estimate ({name})") as bar, \
+                atomic_write(output_path) as out:
             for record in read.records:
+                group = record.group
                 try:
-                    result = pipeline.run(record.group)
+                    line = dumps_line(estimate_to_json(group.id, name, pipeline.run(group)))
                 except EstimatorFailure as exc:
                     failures += 1
                     click.echo(f"Error: {exc}", err=True)
-                    result = Estimate.failure(len(record.group.rollouts), exc.reason)
-                write_json_line(out, estimate_to_json(record.group.id, pipeline.estimator.name, result))
+                    line = _failure_line(group, name, exc.reason)
+                except ValueError as exc:  # a result that cannot be written as JSON fails its own line
+                    failures += 1
+                    click.echo(f"Error: estimator {name!r} returned a result for group {group.id!r} that {exc}", err=True)
+                    line = _failure_line(group, name, str(exc))
+                out.write(line)
+                bar.advance(1)
         seconds = time.perf_counter() - start
+        left_out = [f"{len(read.errors)} malformed line(s)"] * bool(read.errors) + [f"{len(read.empty)} group(s) without rollouts"] * bool(read.empty)
         click.echo(
-            f"Wrote {len(read.records)} estimate(s) to {output_path} with {pipeline.estimator.name} "
-            f"in {seconds:.2f}s" + (f"; skipped {len(read.errors)} malformed line(s)" if read.errors else ""),
+            f"Wrote {len(read.records)} estimate(s) to {output_path} with {name} in {seconds:.2f}s"
+            + (f"; left out {' and '.join(left_out)}" if left_out else ""),
             err=True,
         )
         if failures:

@@ -1,36 +1,35 @@
-"""``ttrl rollouts generate``: sample N rollouts per prompt with token statistics (CONTRACT.md files)."""
+"""``ttrl rollouts generate``: sample N rollouts per prompt with token statistics (docs/formats.md)."""
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import click
 
+from ttrl.cli.common import ProgressBar, check_paths, on_interrupt
 from ttrl.core.errors import UserError
 
 
-def _progress_callback(total: int):
-    """A rich progress bar over rollouts showing tokens/s (on stderr), and the callback that advances it."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def default_threads() -> tuple[int, str]:
+    """torch CPU threads when --threads is not given, and why.
 
-    progress = Progress(
-        TextColumn("generating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rollouts  {task.fields[tps]:.1f} tokens/s"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    )
-    task = progress.add_task("generate", total=total, tps=0.0)
-    totals = {"tokens": 0, "seconds": 0.0}
-
-    def advance(rollouts: int, tokens: int, seconds: float) -> None:
-        totals["tokens"] += tokens
-        totals["seconds"] += seconds
-        progress.update(task, advance=rollouts, tps=totals["tokens"] / max(totals["seconds"], 1e-9))
-
-    return progress, advance
+    torch's default (one thread per core) makes every step wait at a barrier for all its threads; on
+    a shared machine where other processes hold the cores, that ran 5x slower than one thread (see
+    docs/rollouts.md). So: the cores that are free now (cores minus the 1-minute load average), at
+    least one.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return cores, f"{cores} core(s)"
+    threads = max(1, min(cores, math.floor(cores - load + 0.5)))
+    return threads, f"{cores} core(s), load average {load:.1f}"
 
 
 def make_backend(settings):
@@ -71,13 +70,18 @@ def register(cli: click.Group) -> None:
     @click.option("--device", default="cpu", show_default=True, help="transformers backend: cpu, cuda, cuda:1, ...")
     @click.option("--dtype", default=None, help="Model dtype (float32, bfloat16, float16); default float32 (transformers), auto (vllm).")
     @click.option("--threads", type=int, default=None,
-                  help="torch CPU threads. On a busy shared CPU, 1 can be several times faster than the default.")
+                  help="torch CPU threads. Default: the cores that are free now (cores minus load average), at least 1.")
     @click.option("--topk", type=int, default=20, show_default=True, help="k of token confidence (both backends); vllm: top-K log-probs per token for all statistics.")
     @click.option("--overwrite", is_flag=True, help="Start the output file afresh instead of resuming it.")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     def generate(model, data_path, n, temperature, top_p, max_new_tokens, token_stats, output_path, backend, batch_size,
                  seed, instruction, response_prefix, no_chat_template, device, dtype, threads, topk, overwrite, quiet) -> None:
-        """Sample N rollouts per prompt and write a CONTRACT.md rollout file with token statistics."""
+        """Sample N rollouts per prompt and write a rollout file with token statistics (docs/formats.md).
+
+        The output is written a prompt at a time; rerunning the same command after an interruption
+        continues where it stopped.
+        """
+        check_paths(inputs=[("--data", data_path)], files=[("--output", output_path)])
         from ttrl.rollouts import DEFAULT_INSTRUCTION, GenerationSettings, load_prompts, run_generation
         from ttrl.rollouts.generation import existing_ids, settings_meta
 
@@ -96,18 +100,41 @@ def register(cli: click.Group) -> None:
         if dtype is not None and dtype not in {"float32", "bfloat16", "float16"}:
             raise UserError(f"--dtype {dtype!r} is not one of float32, bfloat16, float16.")
         prompts = load_prompts(data_path)
-        if not overwrite:
-            existing_ids(output_path, settings_meta(settings))  # a settings clash fails before the model loads
-        if threads:
+        # a settings clash fails before the model loads
+        before = 0 if overwrite else len(existing_ids(output_path, settings_meta(settings)))
+        if threads is not None and threads < 1:
+            raise UserError(f"--threads must be at least 1, got {threads}.")
+        if backend == "transformers" and device == "cpu":
             import torch
 
-            torch.set_num_threads(threads)
-        engine = make_backend(settings)
-        if quiet:
-            summary = run_generation(prompts, settings, engine, output_path, overwrite=overwrite)
-        else:
-            progress, advance = _progress_callback(len(prompts) * n)
-            with progress:
+            chosen, why = (threads, "--threads") if threads else default_threads()
+            torch.set_num_threads(chosen)
+            if not quiet:
+                click.echo(f"Using {chosen} torch CPU thread(s) ({why}); --threads N to choose.", err=True)
+        done = {"prompts": before}
+
+        replaced = overwrite and output_path.exists()
+
+        def saved() -> str:
+            if not done["prompts"]:
+                return (f"No prompt was finished, so nothing was added to {output_path}"
+                        + (" (its previous content was removed: --overwrite)." if replaced else "."))
+            return (f"{done['prompts']} of {len(prompts)} prompt(s) are saved in {output_path}; run the same "
+                    "command again to generate the rest (it skips the prompts already there).")
+
+        with on_interrupt(saved):
+            engine = make_backend(settings)
+            bar = ProgressBar(len(prompts) * n, "rollouts", "generating", extra="{task.fields[tps]:.1f} tokens/s",
+                              fields={"tps": 0.0}, delay=0.0, quiet=quiet)
+            totals = {"tokens": 0, "seconds": 0.0}
+
+            def advance(rollouts: int, tokens: int, seconds: float) -> None:
+                totals["tokens"] += tokens
+                totals["seconds"] += seconds
+                done["prompts"] += rollouts // n
+                bar.advance(rollouts, tps=totals["tokens"] / max(totals["seconds"], 1e-9))
+
+            with bar:
                 summary = run_generation(prompts, settings, engine, output_path, overwrite=overwrite, on_batch=advance)
         click.echo(
             f"Wrote {summary.written} prompt(s) x {n} rollouts to {output_path}"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ttrl.cli.common import on_interrupt
 from ttrl.core.config import load_run_config
 from ttrl.core.errors import UserError
 
@@ -39,6 +40,8 @@ def register(cli: click.Group) -> None:
                 f"Unknown trainer {config.trainer!r} ({where}). Available: {', '.join(TRAINERS)}."
             )
         adapter = importlib.import_module(module_name)
-        code = adapter.launch(config, config_path=config_path, dry_run=dry_run)
+        with on_interrupt("Training stopped. Checkpoints the trainer saved so far stay in its output folder "
+                          f"(docs/{config.trainer.strip().lower()}.md says where and how to continue)."):
+            code = adapter.launch(config, config_path=config_path, dry_run=dry_run)
         if code:
             raise click.exceptions.Exit(code)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ttrl.core.errors import DataFileError
+
 from .simulate import SimulationSettings
 from .sources import file_dataset, simulated_dataset
 
@@ -19,12 +21,13 @@ FALLBACK_SIMULATION = SimulationSettings(groups=200, rollouts=16, seed=0)
 
 def builtin_dataset(path: Path = BUILTIN_ROLLOUTS):
     """The shipped real rollouts when present, otherwise the seeded simulation set (with a note saying so)."""
-    if path.exists():
-        data, errors = file_dataset(path, note=f"built-in rollout set ({path.name}, shipped with ttrl)")
-        if len(data):
-            return data, errors
+    if path.exists() and path.stat().st_size:
+        try:
+            return file_dataset(path, note=f"built-in rollout set ({path.name}, shipped with ttrl)")
+        except DataFileError:
+            pass  # no usable group: the simulation below, said plainly
     s = FALLBACK_SIMULATION
-    why = "is empty" if path.exists() else "is absent"
+    why = ("is empty" if not path.stat().st_size else "has no usable group") if path.exists() else "is absent"
     note = (
         f"No real rollouts ship with this ttrl build ({path.name} {why}): running on the built-in "
         f"SIMULATION set ({s.groups} groups x {s.rollouts} rollouts, seed {s.seed}). Its numbers describe "

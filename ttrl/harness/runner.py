@@ -1,4 +1,4 @@
-"""The bench runner: every estimator on the same groups, scored with CONTRACT.md's metrics.
+"""The bench runner: every estimator on the same groups, scored with the metrics of docs/formats.md.
 
 Work is cut into *shards* of consecutive groups. A shard job (:mod:`ttrl.harness.shard`) grades its
 groups once (answer classes and correctness are shared by all estimators), runs each pending
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ttrl.core.errors import UserError
+from ttrl.core.errors import Interrupted, UserError
 from ttrl.core.metrics import ESTIMATE_FIELDS, METRIC_NAMES, TRUTH_FIELDS, GroupScore, MetricsAccumulator
 from ttrl.core.registry import Registry
 
@@ -32,22 +32,20 @@ from .sources import DataSet
 #: Groups per shard job: each shard costs a journal line, a flush and a dispatch, about 0.1-0.3 ms
 #: together, which 1024 groups amortise to nothing next to their grading.
 DEFAULT_SHARD_SIZE = 1024
-#: An estimator's metrics in the results: CONTRACT.md's quality metrics, then its timing.
+#: An estimator's metrics in the results: the quality metrics of docs/formats.md, then its timing.
 RESULT_METRICS = (*METRIC_NAMES, "seconds", "rollouts_per_second")
 _SCORE_FIELDS = tuple(GroupScore.__dataclass_fields__)
 #: Exceptions by which an executor says that a worker died.
 _WORKER_DEATHS = frozenset({"BrokenProcessPool", "RayTaskError", "WorkerCrashedError", "RayActorError"})
 
 
-class BenchInterrupted(UserError):
+class BenchInterrupted(Interrupted):
     """Ctrl-C or a dead worker: finished results are in the journal, ``--resume`` completes the run."""
-
-    exit_code = 130
 
 
 @dataclass
 class Outcome:
-    """The CONTRACT.md result object plus the per-group detail the report plots need."""
+    """The bench results object (docs/formats.md) plus the per-group detail the report plots need."""
 
     results: dict[str, Any]
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -92,7 +90,7 @@ def run_bench(
         raise UserError(f"--shard-size must be at least 1, got {shard_size}.")
     wall = time.perf_counter()
     context = ShardContext(plan, registry) if registry is not None else context_for(plan)
-    executor = executor or LocalExecutor(context)
+    executor = executor or LocalExecutor(context, on_group=on_progress)
     times = RunTimes()
     if executor.in_process and not data.loaded:
         start = time.perf_counter()
@@ -118,7 +116,7 @@ def run_bench(
             start = time.perf_counter()
             journal.add(result)
             times.journal += time.perf_counter() - start
-            if on_progress:
+            if on_progress and not getattr(executor, "reports_groups", False):
                 on_progress(result["groups"])
     except KeyboardInterrupt:
         raise BenchInterrupted(_interrupted_message(journal, total, "Interrupted")) from None
@@ -182,7 +180,7 @@ def _skip_reason(parts: list[dict[str, Any]], groups: int) -> str | None:
 
 
 def assemble(plan: BenchPlan, context: ShardContext, data: DataSet, journal: MemoryJournal, *, num_shards: int) -> Outcome:
-    """The CONTRACT.md result JSON, built in shard order so every execution path gives the same numbers."""
+    """The bench results JSON (docs/formats.md), built in shard order so every execution path gives the same numbers."""
     shards = [journal.shards[i] for i in range(num_shards)]
     truth = {name: [v for s in shards for v in s["truth"][name]] for name in TRUTH_FIELDS}
     entries, details = [], {}

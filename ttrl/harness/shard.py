@@ -12,7 +12,7 @@ reference (the scored ones), in group order:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,8 @@ class ShardContext:
             self.pipelines[spec.label or spec.name] = EstimationPipeline(resolved, self.engine, shapers)
         self.keep_details = plan.keep_details
 
-    def run_shard(self, index: int, records: Sequence[GroupRecord], labels: Sequence[str]) -> dict[str, Any]:
+    def run_shard(self, index: int, records: Sequence[GroupRecord], labels: Sequence[str],
+                  on_group: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Grade the shard's groups once, then run and score each estimator in ``labels``.
 
         An estimator whose required inputs some of the shard's groups lack does not run on the shard;
@@ -67,7 +68,7 @@ class ShardContext:
         validation = time.perf_counter() - start
 
         start = time.perf_counter()
-        classes, truths = self._grade(records)
+        classes, truths = self._grade(records, on_group)
         shared = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -92,7 +93,7 @@ class ShardContext:
         return {"shard": index, "groups": len(records), "shared_seconds": shared, "validation_seconds": validation,
                 "truth_seconds": truth_seconds, "truth": truth_columns, "estimators": results}
 
-    def _grade(self, records: Sequence[GroupRecord]):
+    def _grade(self, records: Sequence[GroupRecord], on_group: Callable[[int], None] | None = None):
         engine = self.engine
         classes, truths = [], []
         for record in records:
@@ -104,6 +105,8 @@ class ShardContext:
                 raise UnknownNameError(f"{record.source or group.id} (group {group.id!r}, task {group.task!r}): {exc}") from None
             classes.append(c)
             truths.append(None if record.reference is None else grade_group(engine, c, record.reference, engine.task_of(group)))
+            if on_group is not None:  # grading is most of a shard's time: progress moves within the shard
+                on_group(1)
         return classes, truths
 
     def _run_estimator(self, pipeline: EstimationPipeline, records, classes, truths) -> dict[str, Any]:
@@ -188,12 +191,15 @@ class LocalExecutor:
     description = "1 process"
     in_process = True
 
-    def __init__(self, context: ShardContext):
+    def __init__(self, context: ShardContext, on_group: Callable[[int], None] | None = None):
         self.context = context
+        self.on_group = on_group
+        #: whether progress is reported per graded group (else the runner reports finished shards)
+        self.reports_groups = on_group is not None
 
     def run(self, plan: BenchPlan, jobs: Iterable[ShardJob]) -> Iterator[dict[str, Any]]:
         for job in jobs:
-            yield self.context.run_shard(job.index, job.groups, job.labels)
+            yield self.context.run_shard(job.index, job.groups, job.labels, on_group=self.on_group)
 
     def close(self) -> None:
         pass

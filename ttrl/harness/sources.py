@@ -115,6 +115,7 @@ def file_dataset(path: Path, *, strict: bool = False, note: str | None = None) -
     stat = stat or path.stat()
     identity = f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     data = DataSet(read.records, path=str(path), identity=identity, note=note, rollouts=read.num_rollouts)
+    data.empty = read.empty  # groups without rollouts: left out of every metric, reported by the CLI
     return data, read.errors
 
 

@@ -1,4 +1,4 @@
-"""Driving a backend over a prompt set: batching, seeds, resume, progress and CONTRACT.md output.
+"""Driving a backend over a prompt set: batching, seeds, resume, progress and rollout-file output (docs/formats.md).
 
 Work is cut into batches of whole prompts (``batch_size // n`` prompts of ``n`` rollouts each; a
 prompt with more than ``batch_size`` rollouts is split over several ``generate`` calls). A prompt's
@@ -176,7 +176,7 @@ def run_generation(
     overwrite: bool = False,
     on_batch: Callable[[int, int, float], None] | None = None,
 ) -> GenerationSummary:
-    """Generate ``settings.n`` rollouts per prompt and append one CONTRACT.md line per prompt to ``output``.
+    """Generate ``settings.n`` rollouts per prompt and append one rollout-file line per prompt to ``output``.
 
     ``on_batch(rollouts, tokens, seconds)`` is called after every batch (progress reporting).
     """

@@ -2,7 +2,7 @@
 
 * TTRL's test-time sets: a JSON array of ``{"prompt", "answer", "id", "source"}`` (AIME-TTT.json, ...);
 * GSM8K JSON Lines: ``{"question", "answer"}`` where the answer is a worked solution ending in ``#### n``;
-* ttrl's own rollout files (CONTRACT.md) or prompt files: JSON Lines with ``id``, ``prompt`` and
+* ttrl's own rollout files (docs/formats.md) or prompt files: JSON Lines with ``id``, ``prompt`` and
   optionally ``reference``, ``task`` (any ``rollouts`` are ignored).
 
 Every format gives :class:`PromptItem` (id, prompt, reference, task). Problems are reported with the
@@ -19,6 +19,7 @@ from typing import Any
 
 from ttrl.core.data import DEFAULT_TASK
 from ttrl.core.errors import DataFileError
+from ttrl.core.rollout_files import lone_surrogate, open_data_file
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ def _from_jsonl(path: Path, lines: Iterable[tuple[int, str]]) -> list[PromptItem
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataFileError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}).") from None
+        except (ValueError, RecursionError) as exc:  # nesting or a number beyond what the parser converts
+            raise DataFileError(f"{path}:{lineno}: not readable JSON ({type(exc).__name__}).") from None
         out.append(_from_jsonl_line(path, lineno, obj))
     return out
 
@@ -108,22 +111,20 @@ def _from_jsonl(path: Path, lines: Iterable[tuple[int, str]]) -> list[PromptItem
 def load_prompts(path: str | Path) -> list[PromptItem]:
     """All prompts in ``path`` (format detected from the content); ids are checked for uniqueness."""
     path = Path(path)
+    with open_data_file(path, "Data file") as handle:
+        raw = handle.read()
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataFileError(f"Data file {path} does not exist. Check the path given to --data.") from None
-    except IsADirectoryError:
-        raise DataFileError(f"Data file {path} is a directory; pass a .json or .jsonl file.") from None
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is not content
     except UnicodeDecodeError as exc:
         raise DataFileError(f"Data file {path} is not UTF-8 text (byte {exc.start}).") from None
-    except OSError as exc:
-        raise DataFileError(f"Cannot read data file {path}: {exc.strerror}.") from None
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataFileError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}).") from None
+        except (ValueError, RecursionError) as exc:
+            raise DataFileError(f"{path}: not readable JSON ({type(exc).__name__}).") from None
         prompts = _from_ttrl_json(path, items)
     else:
         lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
@@ -132,6 +133,9 @@ def load_prompts(path: str | Path) -> list[PromptItem]:
         raise DataFileError(f"Data file {path} has no prompts.")
     seen: set[str] = set()
     for item in prompts:
+        where = lone_surrogate([item.id, item.prompt, item.reference])
+        if where:
+            raise DataFileError(f"{path}: prompt {item.id!r} holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text.")
         if item.id in seen:
             raise DataFileError(f"{path}: duplicate prompt id {item.id!r}; ids must be unique because resume relies on them.")
         seen.add(item.id)

@@ -3,7 +3,7 @@
 Statistics are recorded inside ``generate`` by a logits processor that runs *before* the temperature
 and top-p warpers, so it sees the model's raw logits ``z`` of every step and applies
 :func:`ttrl.token_stats.distribution_stats` to ``softmax(z / T)``: the sampling distribution of
-CONTRACT.md, over the full vocabulary. With ``--top-p < 1`` tokens are drawn from the top-p
+docs/formats.md, over the full vocabulary. With ``--top-p < 1`` tokens are drawn from the top-p
 truncation of that distribution, but the statistics stay those of the untruncated one (truncation
 would make self-certainty infinite); ``meta.stats_distribution`` says so. DeepConf's token confidence
 over the top ``confidence_k`` tokens of that distribution is exact here. Memory is O(batch x V) per
