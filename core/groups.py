@@ -237,7 +237,7 @@ class StepMetrics:
 
     - over all ``n_votes`` responses of the groups the estimator returned an estimate for (scored and
       filtered), against the reference (groups without one are left out): ``label_accuracy``,
-      ``reward_accuracy``, ``pairwise_accuracy``, ``ground_truth_ratio``, ``pass_at_n`` (CONTRACT.md
+      ``reward_accuracy``, ``pairwise_accuracy``, ``ground_truth_ratio``, ``pass_at_n`` (docs/formats.md
       definitions; TTRL logs the same names);
     - over the ``n_train`` trained responses of the trained groups: ``trained_reward_accuracy``,
       ``trained_ground_truth_ratio``, ``trained_pass_at_n`` (TTRL's ``post_*`` metrics);
