@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -44,6 +44,22 @@ class AnswerSettings(BaseModel):
     task: str | None = Field(default=None, description="Extractor to use for every group, overriding each group's task.")
 
 
+class GroupSettings(BaseModel):
+    """What every trainer does with a prompt group the estimator cannot score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    on_failure: Literal["skip", "stop"] = Field(
+        default="skip",
+        description="A group with missing or non-finite token statistics, an estimator error, invalid "
+        "estimator output or a timeout: skip = that group gives no learning signal, the run goes on and "
+        "the group is counted (failed_groups); stop = the run ends with the reason.",
+    )
+    estimator_timeout_seconds: float | None = Field(
+        default=60.0, gt=0, description="Wall-clock limit for the estimator and shapers on one group; null: none."
+    )
+
+
 class RunConfig(BaseModel):
     """A run config file. Trainer sections are validated by the selected trainer adapter."""
 
@@ -57,6 +73,7 @@ class RunConfig(BaseModel):
         default_factory=list, description="Reward shapers applied in order after the estimator."
     )
     answers: AnswerSettings = Field(default_factory=AnswerSettings)
+    groups: GroupSettings = Field(default_factory=GroupSettings, description="Unscoreable groups in training.")
     trainer: str | None = Field(default=None, description="Trainer adapter for `ttrl train`: openrlhf or trl.")
     openrlhf: dict[str, Any] = Field(default_factory=dict, description="OpenRLHF adapter settings.")
     trl: dict[str, Any] = Field(default_factory=dict, description="TRL adapter settings.")

@@ -34,13 +34,26 @@ class EstimatorInputError(UserError):
 
 
 class EstimatorFailure(Exception):
-    """An estimator raised (or returned something malformed) on one group.
+    """An estimator raised (or returned something malformed, or ran out of time) on one group.
 
-    Not a :class:`UserError`: it is a bug in the estimator, reported with its name and the group id.
+    Not a :class:`UserError`: it is a bug in the estimator, reported with its name, its plugin and the
+    group id. ``kind`` is ``"error"`` (it raised), ``"bad_output"`` (its return value is not a valid
+    :class:`~ttrl.core.data.Estimate`) or ``"timeout"`` (it exceeded the per-group time limit).
     """
 
-    def __init__(self, estimator: str, group_id: str, reason: str):
-        super().__init__(f"estimator {estimator!r} failed on group {group_id!r}: {reason}")
+    def __init__(self, estimator: str, group_id: str, reason: str, *, plugin: str | None = None, kind: str = "error"):
+        by = f" (plugin {plugin!r})" if plugin else ""
+        super().__init__(f"estimator {estimator!r}{by} failed on group {group_id!r}: {reason}")
         self.estimator = estimator
         self.group_id = group_id
         self.reason = reason
+        self.plugin = plugin
+        self.kind = kind
+
+
+class GroupLayoutError(UserError):
+    """A trainer batch whose responses are not laid out as whole, consecutive prompt groups."""
+
+
+class UnscoreableGroup(UserError):
+    """A group the estimator could not score while the run config says ``groups: {on_failure: stop}``."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from collections.abc import Iterable, Mapping
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +21,9 @@ from .answers import AnswerEngine
 from .config import ComponentSpec, Locator, RunConfig
 from .data import STAT_FIELDS, TOKEN_FIELDS, AnswerClasses, Estimate, RolloutGroup
 from .errors import EstimatorFailure, EstimatorInputError, OptionError
-from .metrics import GroupScore, evaluate_group, grade_group
+from .metrics import GroupScore, GroupTruth, evaluate_group, grade_group
 from .registry import ANSWERS, ComponentTable, EstimatorInfo, Registry
+from .timelimit import TimeLimitExceeded, call_with_time_limit
 
 HOW_TO_GET_STATS = (
     "Produce rollouts with token statistics with `ttrl rollouts generate --model M --data FILE -n N` "
@@ -130,10 +132,19 @@ def _check_finite(value: float, group: RolloutGroup, index: int, field: str, est
 class EstimationPipeline:
     """An estimator plus the reward shapers after it, bound to an answer engine."""
 
-    def __init__(self, estimator: Resolved, engine: AnswerEngine, shapers: Iterable[Resolved] = ()):
+    def __init__(
+        self,
+        estimator: Resolved,
+        engine: AnswerEngine,
+        shapers: Iterable[Resolved] = (),
+        *,
+        time_limit: float | None = None,
+    ):
         self.estimator = estimator
         self.shapers = list(shapers)
         self.engine = engine
+        #: Wall-clock seconds for the estimator and shapers on one group (``None``: no limit).
+        self.time_limit = time_limit
         required: set[str] = set(estimator.required_inputs())
         for shaper in self.shapers:
             required |= shaper.required_inputs()
@@ -150,7 +161,7 @@ class EstimationPipeline:
             for i, s in enumerate(config.reward_shaping)
         ]
         engine = AnswerEngine(registry, timeout_seconds=config.answers.timeout_seconds, task_override=config.answers.task)
-        return cls(estimator, engine, shapers)
+        return cls(estimator, engine, shapers, time_limit=config.groups.estimator_timeout_seconds)
 
     @property
     def needs_answers(self) -> bool:
@@ -182,6 +193,11 @@ class EstimationPipeline:
         options = self.estimator.options
         changed = options.model_dump(mode="json", exclude_defaults=True) if options is not None else {}
         with_options = f" with {', '.join(f'{k}={v}' for k, v in changed.items())}" if changed else ""
+        if group.rollouts[index].stats.get("num_tokens") == 0:
+            return EstimatorInputError(
+                f"Estimator {self.estimator.name!r}{with_options} needs {field}, which rollout {index} of group "
+                f"{group.id!r} does not have: the response is empty (0 tokens), so it has no token statistics."
+            )
         return EstimatorInputError(
             f"Estimator {self.estimator.name!r}{with_options} needs {field}, which rollout {index} of group "
             f"{group.id!r} does not have. {HOW_TO_GET_STATS}"
@@ -191,13 +207,43 @@ class EstimationPipeline:
         return self.engine.classify(group)
 
     def run(self, group: RolloutGroup, classes: AnswerClasses | None = None) -> Estimate:
-        """Estimate one group's rewards. Inputs must have passed :meth:`check_inputs`."""
+        """Estimate one group's rewards. Inputs must have passed :meth:`check_inputs`.
+
+        The estimator and shapers together get :attr:`time_limit` seconds; whatever they raise (a
+        ``SystemExit`` too; only ``KeyboardInterrupt`` passes through) or return that is not a valid
+        :class:`Estimate` becomes an :class:`EstimatorFailure` naming the component and its plugin.
+        """
         if self.needs_answers and group.classes is None:
             group = dataclasses.replace(group, classes=classes if classes is not None else self.classify(group))
-        estimate = self._call(self.estimator, group, lambda r: r.info.function(group, r.options))
-        for shaper in self.shapers:
-            estimate = self._call(shaper, group, lambda r, e=estimate: r.info.function(group, e, r.options))
-        return estimate
+        running = [self.estimator]
+
+        def chain() -> Estimate:
+            estimate = self._call(self.estimator, group, lambda r: r.info.function(group, r.options))
+            for shaper in self.shapers:
+                running[0] = shaper
+                estimate = self._call(shaper, group, lambda r, e=estimate: r.info.function(group, e, r.options))
+            return estimate
+
+        try:
+            return call_with_time_limit(chain, self.time_limit, name=f"ttrl-estimator-{self.estimator.name}")
+        except TimeLimitExceeded as exc:
+            component = running[0]
+            raise EstimatorFailure(
+                component.name, group.id,
+                f"took longer than {exc.seconds:g} s on this group (groups.estimator_timeout_seconds in the run config)",
+                plugin=component.info.plugin, kind="timeout",
+            ) from None
+
+    def grade(self, group: RolloutGroup, reference: str | None) -> GroupTruth | None:
+        """Which rollouts are correct against ``reference`` (metrics only); ``None`` without a reference.
+
+        Computes and attaches ``group.classes`` when missing.
+        """
+        if reference is None:
+            return None
+        if group.classes is None:
+            group.classes = self.classify(group)
+        return grade_group(self.engine, group.classes, reference, self.engine.task_of(group))
 
     def run_and_score(self, group: RolloutGroup, reference: str | None = None) -> tuple[Estimate, GroupScore | None]:
         """Estimate one group and, when its reference is known, score the estimate (trainers' logging).
@@ -209,9 +255,9 @@ class EstimationPipeline:
         if group.classes is None and (self.needs_answers or reference is not None):
             group.classes = self.classify(group)
         estimate = self.run(group)
-        if reference is None or group.classes is None:
+        truth = self.grade(group, reference)
+        if truth is None:
             return estimate, None
-        truth = grade_group(self.engine, group.classes, reference, self.engine.task_of(group))
         return estimate, evaluate_group(self.engine, group.classes, truth, estimate.rewards, estimate.label)
 
     @staticmethod
@@ -220,19 +266,61 @@ class EstimationPipeline:
             result = invoke(component)
         except (EstimatorInputError, OptionError):
             raise
-        except Exception as exc:
-            raise EstimatorFailure(component.name, group.id, f"{type(exc).__name__}: {exc}") from exc
-        if not isinstance(result, Estimate):
-            raise EstimatorFailure(component.name, group.id, f"returned {type(result).__name__}, not Estimate")
-        if len(result.rewards) != len(group.rollouts):
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit in a plugin must not end a training run
             raise EstimatorFailure(
-                component.name, group.id, f"returned {len(result.rewards)} rewards for {len(group.rollouts)} rollouts"
-            )
-        rewards = []
-        for r in result.rewards:
-            value = float(r)
-            if not math.isfinite(value):
-                raise EstimatorFailure(component.name, group.id, f"returned a non-finite reward ({value})")
-            rewards.append(value)
-        result.rewards = rewards
-        return result
+                component.name, group.id, f"{type(exc).__name__}: {exc}", plugin=component.info.plugin
+            ) from exc
+        return validate_estimate(result, group, component)
+
+
+def _bad_output(component: Resolved, group: RolloutGroup, reason: str) -> EstimatorFailure:
+    return EstimatorFailure(component.name, group.id, reason, plugin=component.info.plugin, kind="bad_output")
+
+
+def validate_estimate(result: object, group: RolloutGroup, component: Resolved) -> Estimate:
+    """``result`` as a clean :class:`Estimate` (plain float rewards, sorted unique int train indices).
+
+    Rewards must be finite real numbers, one per rollout; the label a string or ``None``;
+    ``train_indices`` ``None`` or distinct integers in ``range(N)``; diagnostics a mapping.
+    Anything else is an :class:`EstimatorFailure` (kind ``bad_output``) naming the component's plugin.
+    """
+    n = len(group.rollouts)
+    if not isinstance(result, Estimate):
+        raise _bad_output(component, group, f"returned {type(result).__name__}, not Estimate")
+    rewards = result.rewards
+    if isinstance(rewards, (str, bytes, Mapping)) or not isinstance(rewards, (Sequence, np.ndarray)):
+        raise _bad_output(component, group, f"rewards must be a list of numbers, got {type(rewards).__name__}")
+    if len(rewards) != n:
+        raise _bad_output(component, group, f"returned {len(rewards)} rewards for {n} rollouts")
+    clean = []
+    for i, value in enumerate(rewards):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise _bad_output(component, group, f"reward {i} is {value!r} ({type(value).__name__}), not a number")
+        value = float(value)
+        if not math.isfinite(value):
+            raise _bad_output(component, group, f"returned a non-finite reward ({value}) for rollout {i}")
+        clean.append(value)
+    if result.label is not None and not isinstance(result.label, str):
+        raise _bad_output(component, group, f"label must be a string or None, got {type(result.label).__name__}")
+    if not isinstance(result.diagnostics, Mapping):
+        raise _bad_output(component, group, f"diagnostics must be a dict, got {type(result.diagnostics).__name__}")
+    train = result.train_indices
+    if train is not None:
+        if isinstance(train, (str, bytes, Mapping)) or not isinstance(train, (Sequence, np.ndarray)):
+            raise _bad_output(component, group, f"train_indices must be a list of indices, got {type(train).__name__}")
+        for i in train:
+            if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < n:
+                raise _bad_output(
+                    component, group, f"train_indices must be distinct integers in 0..{n - 1}, got {list(train)!r}"
+                )
+        if len(set(int(i) for i in train)) != len(train):
+            raise _bad_output(component, group, f"train_indices has duplicates: {list(train)!r}")
+        train = sorted(int(i) for i in train)
+    return Estimate(
+        rewards=clean,
+        label=None if result.label is None else str(result.label),
+        diagnostics=dict(result.diagnostics),
+        train_indices=train,
+    )

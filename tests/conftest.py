@@ -12,7 +12,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-EXAMPLE_PLUGINS = ("ttrl-random", "ttrl-length-penalty", "ttrl-broken")
+EXAMPLE_PLUGINS = ("ttrl-random", "ttrl-length-penalty", "ttrl-broken", "ttrl-misbehaving")
 
 
 @pytest.fixture(scope="session")
