@@ -1,0 +1,450 @@
+"""The verl adapter driven through verl 0.9's real classes on CPU.
+
+Real ``DataProto`` batches of real SmolLM2-135M responses (the built-in rollout set), tokenized by
+SmolLM2's tokenizer; verl's own ``compute_advantage`` (legacy and v1 paths) with ttrl's estimator
+registered in verl's registry; verl's own sequence-length balancing to reorder a multi-uid batch;
+verl's trainer registry, reached from a process Ray starts with ttrl's setup hook.
+
+verl pins transformers<5.11, so these tests run in their own environment (`make test-verl`, part of
+`make test`); elsewhere they are skipped, and with TTRL_REQUIRE_VERL=1 a missing verl is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+if os.environ.get("TTRL_REQUIRE_VERL"):
+    import verl  # noqa: F401  (make test-verl: verl must be there)
+else:
+    pytest.importorskip("verl", reason="verl lives in its own environment: make test-verl")
+
+import torch
+from verl import DataProto
+from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+from verl.trainer.ppo.ray_trainer import compute_advantage
+from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+from verl.utils.seqlen_balancing import get_seqlen_balanced_partitions
+
+from ttrl.adapters.verl.batch import (
+    ADVANTAGE_ESTIMATOR,
+    apply_train_mask,
+    register_advantage_estimator,
+    score_batch,
+    scored_by_ttrl,
+    step_metrics,
+    verl_fields,
+)
+from ttrl.core.config import RunConfig
+from ttrl.core.groups import GroupEstimator, Response
+from ttrl.core.plugins import default_plugins
+
+REPO = Path(__file__).resolve().parents[1]
+BUILTIN = REPO / "ttrl" / "data" / "builtin_rollouts.jsonl"
+EXAMPLES = sorted((REPO / "examples" / "verl").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from ttrl.models import load_causal_lm
+
+    model, tokenizer, _ref = load_causal_lm("smollm2-135m")
+    return model, tokenizer
+
+
+def builtin_groups(count: int, size: int) -> list[dict]:
+    groups = []
+    with BUILTIN.open(encoding="utf-8") as lines:
+        for line in lines:
+            group = json.loads(line)
+            group["rollouts"] = group["rollouts"][:size]
+            groups.append(group)
+            if len(groups) == count:
+                break
+    return groups
+
+
+def estimator(name: str = "majority_vote", *, n_votes: int, n_train: int, **options) -> GroupEstimator:
+    config = RunConfig.model_validate({"estimator": {"name": name, "options": options}})
+    return GroupEstimator.from_config(config, default_plugins().registry, n_votes=n_votes, n_train=n_train, section="verl")
+
+
+def make_batch(tokenizer, groups: list[dict]) -> tuple[DataProto, list[str]]:
+    """A batch as verl's v1 trainer holds it: right-padded responses, response_mask, uid, ground truth,
+    keys ``{uid}_{sample}_0``; each prompt's responses next to each other, as verl samples them."""
+    ids, uids, truths, keys = [], [], [], []
+    for g, group in enumerate(groups):
+        for k, rollout in enumerate(group["rollouts"]):
+            ids.append(tokenizer(rollout["text"], add_special_tokens=False).input_ids)
+            uids.append(f"uid{g}")
+            truths.append({"ground_truth": group["reference"], "style": "rule"})
+            keys.append(f"uid{g}_{k}_0")
+    width = max(len(x) for x in ids)
+    responses = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, row in enumerate(ids):
+        responses[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    data = DataProto.from_dict(
+        tensors={"responses": responses, "response_mask": mask, "loss_mask": mask.clone()},
+        non_tensors={"uid": np.array(uids, dtype=object), "reward_model": np.array(truths, dtype=object)},
+    )
+    return data, keys
+
+
+def decoder(tokenizer):
+    return lambda ids: tokenizer.decode(ids.tolist(), skip_special_tokens=True)
+
+
+def balanced_order(data: DataProto, dp_size: int = 4) -> list[int]:
+    """The permutation verl's ``_balance_batch`` applies: sequence-length-balanced partitions, one per rank."""
+    workload = data.batch["response_mask"].sum(-1).tolist()
+    partitions = get_seqlen_balanced_partitions(workload, k_partitions=dp_size, equal_size=True)
+    return [i for part in partitions for i in part]
+
+
+def balanced(data: DataProto, keys: list[str]) -> tuple[DataProto, list[str], list[int]]:
+    """The batch (and its keys) as verl reorders it before the log-prob pass, and the permutation."""
+    order = balanced_order(data)
+    assert order != sorted(order)  # verl's balancing did move responses across groups
+    return data.select_idxs(order), [keys[i] for i in order], order
+
+
+# --- group-level estimation on a DataProto ----------------------------------------------------
+
+
+def test_majority_vote_over_each_uid_with_reward_at_each_responses_last_token(smollm2):
+    _model, tokenizer = smollm2
+    groups = builtin_groups(4, 8)
+    data, keys = make_batch(tokenizer, groups)
+    est = estimator(n_votes=8, n_train=8)
+    scores = score_batch(data, est, decoder(tokenizer), keys=keys)
+
+    lengths = data.batch["response_mask"].sum(-1)
+    for g, group in enumerate(groups):
+        result = scores.results[f"uid{g}"]
+        # the same group straight through the layer gives the same rewards
+        alone = estimator(n_votes=8, n_train=8).estimate("alone", "", [Response(text=r["text"]) for r in group["rollouts"]])
+        assert result.rewards == alone.rewards and result.label == alone.label
+        for k in range(8):
+            row = g * 8 + k
+            last = int(lengths[row]) - 1
+            assert scores.token_level_scores[row, last] == pytest.approx(result.rewards[k])
+            assert scores.token_level_scores[row, :last].abs().sum() == 0
+            assert scores.token_level_scores[row, last + 1 :].abs().sum() == 0
+    assert bool(scores.train_mask.all())
+    # some of these real groups agree with their label and some not: the rewards are not constant
+    assert len({float(v) for v in scores.token_level_scores.sum(-1)}) == 2
+
+
+def test_vote_over_n_votes_train_the_first_n_train_whatever_verls_balancing_did(smollm2):
+    _model, tokenizer = smollm2
+    groups = builtin_groups(6, 8)
+    data, keys = make_batch(tokenizer, groups)
+    est = estimator(n_votes=8, n_train=4)
+    straight = score_batch(data, est, decoder(tokenizer), keys=keys)
+
+    shuffled, shuffled_keys, order = balanced(data, keys)
+    moved = score_batch(shuffled, est, decoder(tokenizer), keys=shuffled_keys)
+
+    for position, row in enumerate(order):
+        assert torch.equal(moved.token_level_scores[position], straight.token_level_scores[row])
+        assert bool(moved.train_mask[position]) == bool(straight.train_mask[row])
+        sample = int(keys[row].split("_")[1])
+        assert bool(straight.train_mask[row]) == (sample < 4)  # the first n_train in sampling order
+    for uid, result in straight.results.items():
+        assert moved.results[uid].rewards == result.rewards
+
+
+def test_advantages_normalised_over_the_trained_responses_in_verls_own_compute_advantage(smollm2):
+    _model, tokenizer = smollm2
+    register_advantage_estimator()
+    data, keys, _order = balanced(*make_batch(tokenizer, builtin_groups(6, 8)))
+    scores = score_batch(data, estimator(n_votes=8, n_train=4), decoder(tokenizer), keys=keys)
+    apply_train_mask(data, scores)
+    data.batch["token_level_rewards"] = data.batch["token_level_scores"]
+    with scored_by_ttrl():
+        out = compute_advantage(data, adv_estimator=ADVANTAGE_ESTIMATOR, config={"norm_adv_by_std_in_grpo": True})
+    advantages = out.batch["advantages"]
+    mask = out.batch["response_mask"]
+    reward = data.batch["token_level_scores"].sum(-1)
+    for uid in set(data.non_tensor_batch["uid"]):
+        rows = [i for i, u in enumerate(data.non_tensor_batch["uid"]) if u == uid]
+        trained = [i for i in rows if scores.train_mask[i]]
+        untrained = [i for i in rows if not scores.train_mask[i]]
+        assert len(trained) == 4 and len(untrained) == 4
+        values = reward[trained]
+        expected = (values - values.mean()) / (values.std() + 1e-6)
+        for i, e in zip(trained, expected):
+            valid = mask[i].bool()
+            assert torch.allclose(advantages[i][valid], torch.full((int(valid.sum()),), float(e)), atol=1e-6)
+        for i in untrained:
+            assert mask[i].sum() == 0 and advantages[i].abs().sum() == 0
+            assert out.batch["loss_mask"][i].sum() == 0
+
+
+def test_with_every_response_trained_ttrl_grpo_is_verls_grpo(smollm2):
+    _model, tokenizer = smollm2
+    register_advantage_estimator()
+    data, keys = make_batch(tokenizer, builtin_groups(5, 8))
+    scores = score_batch(data, estimator(n_votes=8, n_train=8), decoder(tokenizer), keys=keys)
+    apply_train_mask(data, scores)
+    data.batch["token_level_rewards"] = data.batch["token_level_scores"]
+    theirs = compute_advantage(data, adv_estimator="grpo", norm_adv_by_std_in_grpo=True).batch["advantages"].clone()
+    with scored_by_ttrl():
+        ours = compute_advantage_for_multi_trajectories(
+            data, batch_keys=keys, adv_estimator=ADVANTAGE_ESTIMATOR, config={"norm_adv_by_std_in_grpo": True}
+        ).batch["advantages"]
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    assert theirs.abs().sum() > 0
+
+
+def test_ttrl_grpo_refuses_rewards_that_did_not_come_from_ttrls_trainer(smollm2):
+    _model, tokenizer = smollm2
+    register_advantage_estimator()
+    data, _keys = make_batch(tokenizer, builtin_groups(2, 4))
+    data.batch["token_level_rewards"] = torch.ones_like(data.batch["responses"], dtype=torch.float32)
+    with pytest.raises(RuntimeError, match="graded against the dataset's labels"):
+        compute_advantage(data, adv_estimator=ADVANTAGE_ESTIMATOR, config={})
+    assert get_adv_estimator_fn(ADVANTAGE_ESTIMATOR).__module__ == "ttrl.adapters.verl.batch"
+
+
+def test_padding_rows_and_unscoreable_groups_get_no_learning_signal(smollm2):
+    _model, tokenizer = smollm2
+    groups = builtin_groups(3, 4)
+    groups[1]["rollouts"][2]["text"] = ""  # an empty response: no entropy to average
+    data, keys = make_batch(tokenizer, groups)
+    length = data.batch["responses"].shape[1]
+    data.batch["entropy"] = torch.rand(len(keys), length)
+    # a verl padding row (upsample_batch_to_divisible_size): own uid, empty response_mask
+    pad = data.select_idxs([0])
+    pad.non_tensor_batch["uid"] = np.array(["pad0"], dtype=object)
+    pad.batch["response_mask"].zero_()
+    batch = DataProto.concat([data, pad])
+    est = estimator("entropy", n_votes=4, n_train=4)
+    scores = score_batch(batch, est, decoder(tokenizer), keys=[*keys, "pad0_0_0"], padding=[False] * len(keys) + [True])
+    assert set(scores.results) == {"uid0", "uid1", "uid2"}
+    assert scores.results["uid1"].status == "failed"
+    assert scores.train_mask.tolist() == [True] * 4 + [False] * 4 + [True] * 4 + [False]
+    metrics = step_metrics(est)
+    assert metrics["ttrl/failed_groups"] == 1 and metrics["ttrl/groups"] == 3
+    assert all(name.startswith("ttrl/") for name in metrics)
+
+
+def test_metrics_under_ttrl_prefix_include_label_and_trained_subset_accuracy(smollm2):
+    _model, tokenizer = smollm2
+    data, keys = make_batch(tokenizer, builtin_groups(8, 8))
+    est = estimator(n_votes=8, n_train=4)
+    score_batch(data, est, decoder(tokenizer), keys=keys)
+    metrics = step_metrics(est)
+    for name in ("label_accuracy", "reward_accuracy", "ground_truth_ratio", "trained_reward_accuracy",
+                 "majority_ratio", "reward_mean", "groups"):
+        assert f"ttrl/{name}" in metrics, name
+    assert metrics["ttrl/groups"] == 8
+    assert step_metrics(est)["ttrl/groups"] == 0  # one training step's worth, then reset
+
+
+def test_answer_only_estimators_read_no_token_statistics_from_verl():
+    assert verl_fields(estimator(n_votes=8, n_train=4).stats_needed) == []
+    assert verl_fields(estimator("dare", n_votes=8, n_train=4).stats_needed) == ["entropy"]
+    with pytest.raises(KeyError, match="token_self_certainty"):
+        verl_fields(estimator("self_certainty", n_votes=8, n_train=4).stats_needed)
+
+
+@pytest.mark.model
+def test_entropy_from_verls_log_prob_pass_is_ttrls_token_entropy_at_the_rollout_temperature(smollm2):
+    """verl's actor computes entropy and log-probs from logits / temperature over the response tokens;
+    fed those, ttrl's entropy and dare estimators give what ttrl's own kernel gives from the same logits."""
+    from verl.utils.torch_functional import entropy_from_logits, logprobs_from_logits
+
+    from ttrl.token_stats import reference_token_statistics
+
+    model, tokenizer = smollm2
+    temperature = 0.7
+    groups = builtin_groups(2, 4)
+    data, keys = make_batch(tokenizer, groups)
+    prompt_ids = [tokenizer(g["prompt"], add_special_tokens=False).input_ids for g in groups for _ in g["rollouts"]]
+    entropy = torch.zeros(data.batch["responses"].shape, dtype=torch.float32)
+    logprob = torch.zeros_like(entropy)
+    reference = []
+    with torch.no_grad():
+        for row in range(len(keys)):
+            n = int(data.batch["response_mask"][row].sum())
+            response = data.batch["responses"][row, :n]
+            ids = torch.tensor(prompt_ids[row] + response.tolist()).unsqueeze(0)
+            logits = model(ids).logits[0, len(prompt_ids[row]) - 1 : -1]  # positions predicting the response
+            scaled = logits / temperature
+            entropy[row, :n] = entropy_from_logits(scaled)
+            logprob[row, :n] = logprobs_from_logits(scaled, response)
+            stats = reference_token_statistics(logits, tokens=response, temperature=temperature)
+            reference.append({"token_entropy": stats.entropy.numpy(), "token_logprob": stats.logprob.numpy()})
+    data.batch["entropy"], data.batch["old_log_probs"] = entropy, logprob
+    for name in ("entropy", "dare"):
+        est = estimator(name, n_votes=4, n_train=4)
+        scores = score_batch(data, est, decoder(tokenizer), keys=keys)
+        for g, group in enumerate(groups):
+            responses = [Response(text=r["text"], token_stats=reference[g * 4 + k]) for k, r in enumerate(group["rollouts"])]
+            expected = estimator(name, n_votes=4, n_train=4).estimate("ref", "", responses).rewards
+            assert scores.results[f"uid{g}"].rewards == pytest.approx(expected, abs=1e-4)
+
+
+# --- registration in verl's processes ---------------------------------------------------------
+
+
+def test_setup_hook_registers_ttrls_trainer_in_verls_trainer_registry():
+    from verl.trainer.ppo.v1 import PPOTrainerSync, get_trainer_cls
+
+    from ttrl.adapters.verl.setup import register
+
+    register()
+    cls = get_trainer_cls("ttrl")
+    assert issubclass(cls, PPOTrainerSync) and cls.__name__ == "TTRLTrainer"
+    assert "_compute_advantage" in cls.__dict__
+
+
+def test_without_the_hook_verl_fails_loudly_instead_of_training_on_labels():
+    code = "from verl.trainer.ppo.v1 import get_trainer_cls\nget_trainer_cls('ttrl')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "Unknown trainer 'ttrl'" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_process_ray_starts_with_the_generated_runtime_env_sees_the_trainer():
+    """verl's TaskRunnerV1 looks the trainer up inside a Ray actor; the hook in the generated config's
+    ``ray_kwargs.ray_init.runtime_env`` is what registers it there."""
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
+    code = f"""
+import ray
+from ttrl.adapters.verl.settings import SETUP_HOOK
+ray.init(num_cpus=1, include_dashboard=False, runtime_env={{"worker_process_setup_hook": SETUP_HOOK}},
+         _temp_dir={temp!r})
+
+@ray.remote
+class Probe:
+    def run(self):
+        from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+        from verl.trainer.ppo.v1 import get_trainer_cls
+        return get_trainer_cls("ttrl").__name__, get_adv_estimator_fn("ttrl_grpo").__name__
+
+print(ray.get(Probe.remote().run.remote()))
+ray.shutdown()
+"""
+    try:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "('TTRLTrainer', 'ttrl_grpo_advantage')" in result.stdout
+
+
+# --- ttrl train --dry-run and the fail-early checks ---------------------------------------------
+
+
+def resolved(stdout: str) -> dict:
+    return yaml.safe_load("\n".join(line for line in stdout.splitlines() if not line.startswith("#")))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_configs_dry_run_to_verls_resolved_configuration(run_ttrl, path, shared_data):
+    result = run_ttrl("train", "--config", str(path), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    cfg = resolved(result.stdout)
+    source = yaml.safe_load(path.read_text(encoding="utf-8"))["verl"]
+    rollout = cfg["actor_rollout_ref"]["rollout"]
+    actor = cfg["actor_rollout_ref"]["actor"]
+    assert rollout["n"] == source["n_votes"] == 64 and cfg["ttrl"]["n_train"] == source["n_train"] == 32
+    assert rollout["temperature"] == source["temperature"]
+    assert rollout["val_kwargs"]["temperature"] == 0.6 and rollout["val_kwargs"]["top_p"] == 0.95
+    assert actor["optim"]["lr"] == 5e-7 and actor["optim"]["lr_scheduler_type"] == "cosine"
+    assert actor["use_kl_loss"] is True and actor["kl_loss_coef"] == 0.001
+    assert cfg["data"]["max_response_length"] == source["max_response_length"]
+    assert cfg["trainer"]["total_epochs"] == source["total_epochs"]
+    assert cfg["trainer"]["v1"]["trainer_mode"] == "ttrl" and cfg["algorithm"]["adv_estimator"] == "ttrl_grpo"
+    assert cfg["ray_kwargs"]["ray_init"]["runtime_env"]["worker_process_setup_hook"] == "ttrl.adapters.verl.setup.register"
+    assert Path(cfg["reward"]["custom_reward_function"]["path"]).name == "grader.py"
+    assert cfg["model_engine"]  # the whole of verl's config, not only ttrl's keys
+    assert not Path(cfg["trainer"]["default_local_dir"]).exists()  # nothing started, nothing written
+
+
+def write_config(tmp_path: Path, verl: str, estimator_name: str = "majority_vote") -> Path:
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps([{"prompt": "What is 1+1?", "answer": "2"}]), encoding="utf-8")
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        f"trainer: verl\nestimator:\n  name: {estimator_name}\nverl:\n  model: Qwen/Qwen2.5-Math-1.5B\n"
+        f"  train_files: prompts.json\n{verl}",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("verl", "estimator_name", "message", "line"),
+    [
+        ("  n_votes: 8\n  n_train: 16\n", "majority_vote", "must not exceed n_votes", 8),
+        ("  overrides:\n    actor_rollout_ref.actor.optim.lrr: 1.0e-6\n", "majority_vote", "verl has no setting 'actor_rollout_ref.actor.optim.lrr'", 8),
+        ("  overrides:\n    actor_rollout_ref.rollout.n: 8\n", "majority_vote", "set by ttrl from `verl.n_votes`", 8),
+        ("  overrides:\n    algorithm.filter_groups.enable: true\n", "majority_vote", "graded against the labels", 8),
+        ("  overrides:\n    actor_rollout_ref.actor.loss_agg_mode: seq-mean-token-mean\n", "majority_vote", "only token-mean, token-sum", 8),
+        ("  temprature: 0.7\n", "majority_vote", "verl.temprature is not a known setting", 7),
+        ("", "self_certainty", "needs mean_self_certainty", 3),
+        ("  train_batch_size: 6\n  ppo_mini_batch_size: 4\n", "majority_vote", "multiple of ppo_mini_batch_size", 8),
+    ],
+)
+def test_config_mistakes_fail_before_ray_naming_the_file_and_line(run_ttrl, tmp_path, verl, estimator_name, message, line):
+    path = write_config(tmp_path, verl, estimator_name)
+    result = run_ttrl("train", "--config", str(path), "--dry-run")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert f"{path}:{line}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_verls_own_checks_run_before_ray(run_ttrl, tmp_path):
+    # 1 prompt x 6 responses cannot be split over 8 GPUs, which verl's validate_config checks
+    path = write_config(tmp_path, "  n_votes: 6\n  n_train: 3\n  train_batch_size: 1\n")
+    result = run_ttrl("train", "--config", str(path), "--dry-run")
+    assert result.returncode == 2, result.stdout[-500:]
+    assert "verl rejects the resolved configuration" in result.stderr and "divisible" in result.stderr
+    assert f"{path}:5" in result.stderr
+
+
+def test_ttrl_format_prompts_become_verl_rows_verls_dataset_reads(tmp_path, smollm2):
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from ttrl.adapters.verl.data import plan_prompt_file, write_converted
+
+    source = tmp_path / "AIME.json"
+    source.write_text(json.dumps([{"prompt": "Find x.", "answer": "\\frac{1}{2}", "source": "aime24", "id": "a/1"}]))
+    planned = plan_prompt_file(source, tmp_path / "out")
+    assert planned.converted and not planned.target.exists()
+    write_converted(planned, "train")
+    row = json.loads(planned.target.read_text().splitlines()[0])
+    assert row["prompt"] == [{"role": "user", "content": "Find x."}]
+    assert row["reward_model"]["ground_truth"] == "\\frac{1}{2}" and row["data_source"] == "aime24"
+    # verl's own dataset class reads it as it reads TTRL's parquet files
+    _model, tokenizer = smollm2
+    config = OmegaConf.create({"prompt_key": "prompt", "max_prompt_length": 64, "filter_overlong_prompts": True,
+                               "truncation": "error", "return_raw_chat": True})
+    dataset = RLHFDataset(data_files=[str(planned.target)], tokenizer=tokenizer, config=config)
+    item = dataset[0]
+    assert len(dataset) == 1 and item["reward_model"]["ground_truth"] == "\\frac{1}{2}"
+    assert item["raw_prompt"] == [{"role": "user", "content": "Find x."}]
+
+
+def test_grader_scores_equivalent_answers_for_validation():
+    from ttrl.adapters.verl.grader import compute_score
+
+    assert compute_score("aime24", "so $x = \\boxed{0.5}$", "\\frac{1}{2}") == {"score": 1.0, "acc": 1.0}
+    assert compute_score("aime24", "so $x = \\boxed{3}$", "\\frac{1}{2}")["score"] == 0.0
+    assert compute_score("aime24", "no answer at all", None)["score"] == 0.0
