@@ -448,3 +448,99 @@ def test_grader_scores_equivalent_answers_for_validation():
     assert compute_score("aime24", "so $x = \\boxed{0.5}$", "\\frac{1}{2}") == {"score": 1.0, "acc": 1.0}
     assert compute_score("aime24", "so $x = \\boxed{3}$", "\\frac{1}{2}")["score"] == 0.0
     assert compute_score("aime24", "no answer at all", None)["score"] == 0.0
+
+
+# --- the trainer's step on verl's TransferQueue ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def transfer_queue():
+    """A local Ray instance with verl's TransferQueue (SimpleStorage), as verl's TaskRunnerV1 starts it."""
+    import ray
+    import transfer_queue as tq
+    from omegaconf import OmegaConf
+
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False)
+    try:
+        tq.init(OmegaConf.create({"backend": {"storage_backend": "SimpleStorage",
+                                              "SimpleStorage": {"total_storage_size": 1000, "num_data_storage_units": 1}}}))
+        yield tq
+        tq.close()
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_trainer_step_scores_groups_from_transfer_queue_and_verl_computes_advantages(transfer_queue, smollm2, tmp_path):
+    """TTRLTrainer._compute_advantage on a batch as verl's agent loop and log-prob pass leave it in the
+    TransferQueue (keys ``{uid}_{sample}_0``, nested responses, balanced order, one padding row):
+    rewards and the train mask written back, then verl's own v1 _compute_advantage."""
+    from transfer_queue import KVBatchMeta
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    from ttrl.adapters.verl import plan
+    from ttrl.adapters.verl.compose import compose_verl_config
+    from ttrl.adapters.verl.spec import build_estimator
+    from ttrl.adapters.verl.trainer import TTRLTrainer
+    from ttrl.core.config import load_run_config
+
+    tq = transfer_queue
+    _model, tokenizer = smollm2
+    path = write_config(tmp_path, "  n_votes: 8\n  n_train: 4\n  n_gpus_per_node: 1\n")
+    config = load_run_config(path)
+    _settings, values, _files = plan(config, config_path=path)
+    cfg = compose_verl_config(values, config)
+
+    groups = builtin_groups(3, 8)
+    data, keys = make_batch(tokenizer, groups)
+    lengths = data.batch["response_mask"].sum(-1)
+    samples = []
+    for row in range(len(keys)):
+        n = int(lengths[row])
+        samples.append({
+            "uid": data.non_tensor_batch["uid"][row],
+            "prompts": torch.tensor([1, 2, 3]),
+            "responses": data.batch["responses"][row, :n],
+            "response_mask": torch.ones(n, dtype=torch.int64),
+            "loss_mask": torch.ones(n, dtype=torch.int64),
+            "rm_scores": torch.ones(n),  # verl's per-sample (label-graded) score: must be replaced
+            "old_log_probs": torch.zeros(n),
+            "reward_model": data.non_tensor_batch["reward_model"][row],
+        })
+    padding = dict(samples[0], uid="padx", response_mask=torch.zeros_like(samples[0]["response_mask"]),
+                   loss_mask=torch.zeros_like(samples[0]["loss_mask"]))
+    samples.append(padding)
+    keys = [*keys, "padx_0_0"]
+    tags = [{"status": "success"} for _ in keys[:-1]] + [{"status": "success", "is_padding": True}]
+    order = balanced_order(data) + [len(keys) - 1]
+    tq.kv_batch_put(keys=[keys[i] for i in order], partition_id="train",
+                    fields=list_of_dict_to_tensordict([samples[i] for i in order]), tags=[tags[i] for i in order])
+    batch = KVBatchMeta(keys=[keys[i] for i in order], tags=[tags[i] for i in order], partition_id="train")
+
+    trainer = TTRLTrainer.__new__(TTRLTrainer)  # the step alone: no workers, no GPU
+    trainer.config, trainer.tokenizer = cfg, tokenizer
+    trainer.ttrl_estimator = build_estimator(cfg.ttrl)
+    metrics: dict = {}
+    trainer._compute_advantage(batch, metrics)
+
+    stored = tq.kv_batch_get(keys=keys, partition_id="train", select_fields=["advantages", "rm_scores", "response_mask"])
+    advantages = stored["advantages"].to_padded_tensor(0.0)
+    rm_scores = stored["rm_scores"].to_padded_tensor(0.0)
+    mask = stored["response_mask"].to_padded_tensor(0)
+    expected = score_batch(data, estimator(n_votes=8, n_train=4), decoder(tokenizer), keys=keys[:-1])
+    for row in range(len(keys) - 1):
+        n = int(lengths[row])
+        trained = bool(expected.train_mask[row])
+        assert trained == (int(keys[row].split("_")[1]) < 4)
+        assert torch.equal(rm_scores[row, :n], expected.token_level_scores[row, :n])
+        assert int(mask[row].sum()) == (n if trained else 0)
+        if not trained:
+            assert advantages[row].abs().sum() == 0
+    for g in range(3):
+        rows = [r for r in range(g * 8, g * 8 + 8) if expected.train_mask[r]]
+        reward = expected.token_level_scores[rows].sum(-1)
+        norm = (reward - reward.mean()) / (reward.std() + 1e-6)
+        assert torch.allclose(advantages[rows, 0], norm, atol=1e-6)
+    assert advantages[-1].abs().sum() == 0 and metrics["ttrl/groups"] == 3

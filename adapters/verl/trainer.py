@@ -57,12 +57,16 @@ class TTRLTrainer(PPOTrainerSync):
         fields += verl_fields(needed)
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         nested_mask = data["response_mask"]
-        uids = np.array(data.pop("uid").tolist(), dtype=object)
-        reward_model = data.pop("reward_model", None)
+        # non-tensor fields come back as a LinkedList, NonTensorStack or array depending on the
+        # TransferQueue backend; list(...) reads each of them as one item per sample
+        non_tensor = {}
+        for name in ("uid", "reward_model"):
+            if name in data.keys():
+                values = np.empty(len(batch), dtype=object)
+                values[:] = list(data[name])
+                non_tensor[name] = values
+                del data[name]
         padded = data.to_padded_tensor()
-        non_tensor = {"uid": uids}
-        if reward_model is not None:
-            non_tensor["reward_model"] = np.array(list(reward_model.tolist()), dtype=object)
         proto = DataProto(batch=padded, non_tensor_batch=non_tensor)
         padding = [bool(tag.get("is_padding", False)) for tag in batch.tags]
 
