@@ -442,6 +442,37 @@ def test_ttrl_format_prompts_become_verl_rows_verls_dataset_reads(tmp_path, smol
     assert item["raw_prompt"] == [{"role": "user", "content": "Find x."}]
 
 
+def test_verls_reward_loop_loads_ttrls_grader_from_the_generated_config(smollm2, tmp_path):
+    """verl's own reward-manager loader on the resolved config: its naive manager with ttrl's grader,
+    scoring real SmolLM2 responses against their ground truth (validation's acc)."""
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    from ttrl.adapters.verl import plan
+    from ttrl.adapters.verl.compose import compose_verl_config
+    from ttrl.adapters.verl.grader import grade
+    from ttrl.core.config import load_run_config
+
+    _model, tokenizer = smollm2
+    path = write_config(tmp_path, "")
+    config = load_run_config(path)
+    cfg = compose_verl_config(plan(config, config_path=path)[1], config)
+    manager = load_reward_manager(cfg, tokenizer)
+    assert type(manager).__name__ == "NaiveRewardManager"
+    group = next(g for g in builtin_groups(100, 16) if any(grade(r["text"], g["reference"]) for r in g["rollouts"]))
+    for rollout in group["rollouts"]:
+        ids = torch.tensor(tokenizer(rollout["text"], add_special_tokens=False).input_ids).unsqueeze(0)
+        prompt = torch.tensor([[1, 2, 3]])
+        item = DataProto.from_dict(
+            tensors={"prompts": prompt, "responses": ids, "attention_mask": torch.ones(1, 3 + ids.shape[1], dtype=torch.long)},
+            non_tensors={"data_source": np.array(["arith"], dtype=object),
+                         "reward_model": np.array([{"ground_truth": group["reference"]}], dtype=object),
+                         "extra_info": np.array([{}], dtype=object)},
+        )
+        out = manager.loop.run_until_complete(manager.run_single(item))
+        expected = grade(tokenizer.decode(ids[0].tolist(), skip_special_tokens=True), group["reference"])
+        assert out["reward_score"] == expected and out["reward_extra_info"]["acc"] == expected
+
+
 def test_grader_scores_equivalent_answers_for_validation():
     from ttrl.adapters.verl.grader import compute_score
 
