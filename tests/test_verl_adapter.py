@@ -476,9 +476,9 @@ def test_verls_reward_loop_loads_ttrls_grader_from_the_generated_config(smollm2,
 def test_grader_scores_equivalent_answers_for_validation():
     from ttrl.adapters.verl.grader import compute_score
 
-    assert compute_score("aime24", "so $x = \\boxed{0.5}$", "\\frac{1}{2}") == {"score": 1.0, "acc": 1.0}
+    assert compute_score("aime24", "so $x = \\boxed{0.5}$", "\\frac{1}{2}") == {"score": 1.0, "acc": 1.0, "pred": "0.5"}
     assert compute_score("aime24", "so $x = \\boxed{3}$", "\\frac{1}{2}")["score"] == 0.0
-    assert compute_score("aime24", "no answer at all", None)["score"] == 0.0
+    assert compute_score("aime24", "no answer at all", None) == {"score": 0.0, "acc": 0.0, "pred": ""}
 
 
 # --- the trainer's step on verl's TransferQueue ------------------------------------------------
@@ -513,7 +513,6 @@ def test_trainer_step_scores_groups_from_transfer_queue_and_verl_computes_advant
 
     from ttrl.adapters.verl import plan
     from ttrl.adapters.verl.compose import compose_verl_config
-    from ttrl.adapters.verl.spec import build_estimator
     from ttrl.adapters.verl.trainer import TTRLTrainer
     from ttrl.core.config import load_run_config
 
@@ -550,9 +549,9 @@ def test_trainer_step_scores_groups_from_transfer_queue_and_verl_computes_advant
                     fields=list_of_dict_to_tensordict([samples[i] for i in order]), tags=[tags[i] for i in order])
     batch = KVBatchMeta(keys=[keys[i] for i in order], tags=[tags[i] for i in order], partition_id="train")
 
-    trainer = TTRLTrainer.__new__(TTRLTrainer)  # the step alone: no workers, no GPU
-    trainer.config, trainer.tokenizer = cfg, tokenizer
-    trainer.ttrl_estimator = build_estimator(cfg.ttrl)
+    trainer = TTRLTrainer(cfg)  # verl's constructor: replay buffer, checkpoint callback; no workers, no GPU
+    assert trainer.trainer_mode == "sync" and type(trainer.replay_buffer).__name__ == "ReplayBuffer"
+    trainer.tokenizer = tokenizer  # what init() loads from the model path
     metrics: dict = {}
     trainer._compute_advantage(batch, metrics)
 
@@ -575,3 +574,34 @@ def test_trainer_step_scores_groups_from_transfer_queue_and_verl_computes_advant
         norm = (reward - reward.mean()) / (reward.std() + 1e-6)
         assert torch.allclose(advantages[rows, 0], norm, atol=1e-6)
     assert advantages[-1].abs().sum() == 0 and metrics["ttrl/groups"] == 3
+
+
+def test_ttrl_style_validation_metrics_from_verls_own_validation_code():
+    """verl's process_validation_metrics over the grader's scores of real SmolLM2 responses: mean@N
+    (TTRL's pass@1 estimate), maj@N from the graded answers, best@N."""
+    from verl.trainer.ppo.metric_utils import process_validation_metrics
+
+    from ttrl.adapters.verl.grader import compute_score
+
+    groups = builtin_groups(6, 8)
+    sources, uids, infos = [], [], {"acc": [], "pred": []}
+    for g, group in enumerate(groups):
+        for rollout in group["rollouts"]:
+            out = compute_score("arith", rollout["text"], group["reference"], task="math")
+            sources.append("arith")
+            uids.append(f"u{g}")
+            infos["acc"].append(out["acc"])
+            infos["pred"].append(out["pred"])
+    metrics = process_validation_metrics(sources, uids, infos)["arith"]["acc"]
+    assert metrics["mean@8"] == pytest.approx(float(np.mean(infos["acc"])))
+    assert "maj@8/mean" in metrics and "best@8/mean" in metrics
+
+
+def test_gpu_end_to_end_script_dry_runs(tmp_path, shared_data):
+    env = {**os.environ, "TTRL": str(Path(sys.executable).parent / "ttrl"), "OUT": str(tmp_path / "e2e")}
+    result = subprocess.run(["bash", str(REPO / "examples" / "verl" / "gpu_end_to_end.sh"), "--dry-run"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    cfg = resolved(result.stdout)
+    assert cfg["actor_rollout_ref"]["rollout"]["n"] == 8 and cfg["ttrl"]["n_train"] == 4
+    assert cfg["trainer"]["total_training_steps"] == 3

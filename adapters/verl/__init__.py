@@ -64,7 +64,7 @@ def plan(config: RunConfig, *, config_path: Path) -> tuple[VerlSettings, dict[st
     )
     check_token_stats(estimator.stats_needed, config, settings)
     spec = estimation_spec(config, n_votes=settings.n_votes, n_train=settings.n_train)
-    return settings, verl_values(settings, str(Path(grader.__file__).resolve()), spec), prompt_files
+    return settings, verl_values(settings, str(Path(grader.__file__).resolve()), spec, config), prompt_files
 
 
 def command(output_dir: Path) -> list[str]:

@@ -20,7 +20,11 @@ from ttrl.core.errors import OptionError
 from .settings import SECTION
 
 #: Keys ttrl adds that verl's schema does not declare (set with the struct check off).
-EXTRA_KEYS = ("ttrl", "ray_kwargs.ray_init.runtime_env.worker_process_setup_hook")
+EXTRA_KEYS = (
+    "ttrl",
+    "ray_kwargs.ray_init.runtime_env.worker_process_setup_hook",
+    "reward.custom_reward_function.reward_kwargs",  # read by verl's get_custom_reward_fn
+)
 
 
 def verl_config_dir() -> Path:

@@ -11,31 +11,46 @@ does: ttrl's trainer replaces them with the estimator's rewards before verl comp
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
-TASK_ENV = "TTRL_VERL_TASK"
+from ttrl.core.answers.normalize import normalize_answer
+
 
 
 @functools.cache
-def _engine():
+def _engine(timeout_seconds: float):
+    from ttrl.core.answers import AnswerEngine
     from ttrl.core.plugins import default_plugins
 
-    from ttrl.core.answers import AnswerEngine
-
-    return AnswerEngine(default_plugins().registry)
+    return AnswerEngine(default_plugins().registry, timeout_seconds=timeout_seconds)
 
 
-def grade(response: str, ground_truth: Any, task: str = "math") -> float:
+def grade(response: str, ground_truth: Any, task: str = "math", timeout_seconds: float = 5.0) -> float:
     """1.0 when ``response``'s answer is equivalent to ``ground_truth``, else 0.0 (also without one)."""
-    if ground_truth is None or str(ground_truth).strip() == "":
-        return 0.0
-    engine = _engine()
+    return _grade(response, ground_truth, task, timeout_seconds)[0]
+
+
+def _grade(response: str, ground_truth: Any, task: str, timeout_seconds: float) -> tuple[float, str | None]:
+    engine = _engine(float(timeout_seconds))
     answer = engine.extract(response, task)
-    return 1.0 if answer is not None and engine.equivalent(answer, str(ground_truth), task) else 0.0
+    if answer is None or ground_truth is None or str(ground_truth).strip() == "":
+        return 0.0, answer
+    return (1.0 if engine.equivalent(answer, str(ground_truth), task) else 0.0), answer
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None, **_: Any) -> dict:
-    """verl's ``compute_score`` signature; ``acc`` is what verl's validation metrics average."""
-    score = grade(solution_str, ground_truth, os.environ.get(TASK_ENV) or "math")
-    return {"score": score, "acc": score}
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Any = None,
+    *,
+    task: str = "math",
+    timeout_seconds: float = 5.0,
+    **_: Any,
+) -> dict:
+    """verl's ``compute_score`` signature; ``task`` and ``timeout_seconds`` come from the run config's
+    ``answers:`` through ``reward.custom_reward_function.reward_kwargs``. ``acc`` is what verl's
+    validation averages (mean@N, best@N); ``pred``, the normalised answer ("" for none), is what its
+    maj@N votes over (by exact string, where ttrl's majority_vote compares answers by equivalence)."""
+    score, answer = _grade(solution_str, ground_truth, task, timeout_seconds)
+    return {"score": score, "acc": score, "pred": normalize_answer(answer) if answer is not None else ""}

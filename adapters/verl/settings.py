@@ -91,6 +91,7 @@ OWNED_KEYS = {
     "algorithm.adv_estimator": f"(ttrl's {ADVANTAGE_ESTIMATOR})",
     "reward.custom_reward_function.path": "(ttrl's grader)",
     "reward.custom_reward_function.name": "(ttrl's grader)",
+    "reward.custom_reward_function.reward_kwargs": "(the run config's answers: section)",
     "ray_kwargs.ray_init.runtime_env.worker_process_setup_hook": "(ttrl's setup hook)",
 }
 #: verl settings that cannot work with group-level estimation, and why.
@@ -136,7 +137,11 @@ def load_settings(config: RunConfig) -> VerlSettings:
     for key, value in settings.overrides.items():
         at = _where(config, "overrides", key)
         if key in OWNED_KEYS:
-            raise OptionError(f"verl.overrides.{key}{at} is set by ttrl from `verl.{OWNED_KEYS[key]}`; set that instead.")
+            source = OWNED_KEYS[key]
+            raise OptionError(
+                f"verl.overrides.{key}{at} is set by ttrl "
+                + (f"{source}; it cannot be overridden." if source.startswith("(") else f"from `verl.{source}`; set that instead.")
+            )
         if key in REJECTED_KEYS and value not in (False, None):
             raise OptionError(f"verl.overrides.{key}{at} is not supported with ttrl estimators: {REJECTED_KEYS[key]}.")
         if key.startswith("ttrl."):
@@ -193,7 +198,7 @@ def check_token_stats(needed: frozenset[str], config: RunConfig, settings: VerlS
         )
 
 
-def verl_values(settings: VerlSettings, grader_path: str, spec: dict[str, Any]) -> dict[str, Any]:
+def verl_values(settings: VerlSettings, grader_path: str, spec: dict[str, Any], config: RunConfig) -> dict[str, Any]:
     """Every verl key ttrl sets, by dotted name: TTRL's values from the settings, then ``overrides``."""
     total_len = settings.max_prompt_length + settings.max_response_length
     values: dict[str, Any] = {
@@ -235,6 +240,10 @@ def verl_values(settings: VerlSettings, grader_path: str, spec: dict[str, Any]) 
         "algorithm.use_kl_in_reward": False,
         "reward.custom_reward_function.path": grader_path,
         "reward.custom_reward_function.name": "compute_score",
+        "reward.custom_reward_function.reward_kwargs": {
+            "task": config.answers.task or "math",
+            "timeout_seconds": config.answers.timeout_seconds,
+        },
         "trainer.use_v1": True,
         "trainer.v1.trainer_mode": TRAINER_MODE,
         "trainer.logger": list(settings.logger),

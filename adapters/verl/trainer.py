@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import transfer_queue as tq
+from omegaconf import open_dict
 from tensordict import TensorDict
 from verl.protocol import DataProto
 from verl.trainer.ppo.v1.trainer_base import register_trainer
@@ -42,6 +43,11 @@ class TTRLTrainer(PPOTrainerSync):
     """``PPOTrainerSync`` whose rewards come from a ttrl estimator over each prompt's responses."""
 
     def __init__(self, config):
+        # verl found this class by trainer_mode=ttrl; from here on it must run exactly as "sync" does:
+        # PPOTrainer reads trainer_mode to pick the replay buffer, refill and checkpoint behaviour, and
+        # treats every mode other than "sync" as asynchronous.
+        with open_dict(config):
+            config.trainer.v1.trainer_mode = "sync"
         super().__init__(config)
         if config.algorithm.adv_estimator != ADVANTAGE_ESTIMATOR:
             raise ValueError(
