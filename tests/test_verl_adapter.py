@@ -240,7 +240,7 @@ def test_padding_rows_and_unscoreable_groups_get_no_learning_signal(smollm2):
     assert all(name.startswith("ttrl/") for name in metrics)
 
 
-def test_metrics_under_ttrl_prefix_include_label_and_trained_subset_accuracy(smollm2):
+def test_metrics_under_ttrl_prefix_include_label_and_trained_subset_accuracy(smollm2, capsys):
     _model, tokenizer = smollm2
     data, keys = make_batch(tokenizer, builtin_groups(8, 8))
     est = estimator(n_votes=8, n_train=4)
@@ -251,6 +251,18 @@ def test_metrics_under_ttrl_prefix_include_label_and_trained_subset_accuracy(smo
         assert f"ttrl/{name}" in metrics, name
     assert metrics["ttrl/groups"] == 8
     assert step_metrics(est)["ttrl/groups"] == 0  # one training step's worth, then reset
+
+    # the way verl's v1 step hands them on: MetricsAggregator, then its Tracking logger (console here)
+    from verl.trainer.ppo.v1.utils import MetricsAggregator
+    from verl.utils.tracking import Tracking
+
+    aggregator = MetricsAggregator()
+    aggregator.add_step_metrics(metrics, sample_count=64)
+    logged = aggregator.get_aggregated_metrics()
+    assert {k: v for k, v in logged.items() if k.startswith("ttrl/")} == pytest.approx(metrics)
+    Tracking(project_name="ttrl-test", experiment_name="metrics", default_backend=["console"]).log(data=logged, step=1)
+    printed = capsys.readouterr().out
+    assert "ttrl/label_accuracy:" in printed and "ttrl/trained_reward_accuracy:" in printed
 
 
 def test_answer_only_estimators_read_no_token_statistics_from_verl():
