@@ -124,19 +124,20 @@ def stats_required(pipeline: EstimationPipeline) -> frozenset[str]:
 
 
 def bind_train_size(
-    config: RunConfig, registry: Registry, *, n_votes: int, n_train: int | None, section: str
+    config: RunConfig, registry: Registry, *, n_votes: int, n_train: int | None, section: str,
+    votes_key: str = "n_votes",
 ) -> RunConfig:
     """Check ``n_train <= n_votes`` and hand ``n_train`` to an estimator that has an ``n_train`` option.
 
     ``section`` is the trainer's run-config section (``openrlhf``, ``trl``, ``verl``) holding
-    ``n_train``; errors point at its line. An ``n_train`` in the estimator's options that contradicts
+    ``n_train`` and ``votes_key`` (the number of responses per prompt); errors point at its line. An ``n_train`` in the estimator's options that contradicts
     it, or exceeds ``n_votes``, is refused.
     """
     spec = config.estimator
     if n_train is not None and n_train > n_votes:
         where = config.locate((section, "n_train"))
         raise OptionError(
-            f"{section}.n_train ({n_train}) must not exceed the {n_votes} responses that vote"
+            f"{section}.n_train ({n_train}) must not exceed {section}.{votes_key} ({n_votes})"
             + (f" ({where})" if where else "")
             + ": the trained responses are a subset of the voting ones (TTRL: 64 votes, 32 trained)."
         )
@@ -145,7 +146,8 @@ def bind_train_size(
         where = config.locate(("estimator", "options", "n_train"))
         raise OptionError(
             f"Estimator {spec.name!r} option n_train={given}" + (f" ({where})" if where else "")
-            + f" is larger than the {n_votes} responses that vote; set n_train once, in the {section}: section."
+            + f" is larger than {section}.{votes_key}={n_votes}, the number of responses that vote: it must "
+            f"train on at most as many as vote. Set the train size once, as {section}.n_train."
         )
     if spec is None or n_train is None or n_train >= n_votes:
         return config
@@ -299,7 +301,8 @@ class GroupEstimator:
 
     ``n_votes`` responses per group all vote; ``n_train`` of them are trained on: the estimate's
     ``train_indices`` when it names them (exactly ``n_train`` are required), else the first
-    ``n_train`` (samples are i.i.d., as TTRL's reference code assumes); ``None`` trains on all.
+    ``n_train`` (samples are i.i.d., as TTRL's reference code assumes). With ``n_train=None`` the
+    trainer fixes no train size: the estimate's ``train_indices`` when it names them, else all.
     """
 
     def __init__(
@@ -318,16 +321,21 @@ class GroupEstimator:
             raise ValueError(f"on_failure must be 'skip' or 'stop', got {on_failure!r}")
         self.pipeline = pipeline
         self.n_votes = n_votes
+        #: Responses trained on per group (``n_votes`` when the trainer fixes no train size).
         self.n_train = n_votes if n_train is None else n_train
+        self._fixed_train_size = n_train is not None
         self.on_failure = on_failure
         self.metrics = StepMetrics()
 
     @classmethod
     def from_config(
-        cls, config: RunConfig, registry: Registry, *, n_votes: int, n_train: int | None, section: str
+        cls, config: RunConfig, registry: Registry, *, n_votes: int, n_train: int | None, section: str,
+        votes_key: str = "n_votes",
     ) -> GroupEstimator:
         """Bind the train size into the estimator's options, build the pipeline, read ``groups:``."""
-        config = bind_train_size(config, registry, n_votes=n_votes, n_train=n_train, section=section)
+        config = bind_train_size(
+            config, registry, n_votes=n_votes, n_train=n_train, section=section, votes_key=votes_key
+        )
         pipeline = EstimationPipeline.from_config(config, registry)
         return cls(pipeline, n_votes=n_votes, n_train=n_train, on_failure=config.groups.on_failure)
 
@@ -372,7 +380,6 @@ class GroupEstimator:
 
     def _estimate(self, group: RolloutGroup, reference: str | None) -> GroupResult:
         pipeline = self.pipeline
-        n = len(group.rollouts)
         try:
             # answers are extracted for every estimator: the health metrics read them
             group.classes = pipeline.classify(group)
@@ -407,10 +414,10 @@ class GroupEstimator:
         )
 
     def _train_indices(self, estimate: Estimate, group: RolloutGroup) -> list[int]:
-        if self.n_train == self.n_votes:
-            return list(range(self.n_votes))
         if estimate.train_indices is None:
             return list(range(self.n_train))
+        if not self._fixed_train_size:
+            return list(estimate.train_indices)
         if len(estimate.train_indices) != self.n_train:
             info = self.pipeline.estimator.info
             raise EstimatorFailure(

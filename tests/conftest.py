@@ -68,3 +68,15 @@ def run_ttrl(tmp_path):
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def misbehaving_registry(example_plugins_dir):
+    """Built-in plugins plus ``examples/ttrl-misbehaving``, found through its installed entry point."""
+    from ttrl.core.plugins import load_plugins
+
+    sys.path.insert(0, str(example_plugins_dir))
+    try:
+        return load_plugins(allow={"misbehaving"}).registry
+    finally:
+        sys.path.remove(str(example_plugins_dir))

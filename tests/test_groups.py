@@ -20,19 +20,13 @@ from ttrl.core.groups import (
     build_rollout,
     consecutive_groups,
 )
-from ttrl.core.plugins import load_plugins
+
+from bad_groups import BAD_GROUPS, TIME_LIMIT, TRIGGER, bad_and_good
 
 
 @pytest.fixture(scope="module")
-def registry(example_plugins_dir):
-    """Built-ins plus the misbehaving estimator, installed for real and found through its entry point."""
-    import sys
-
-    sys.path.insert(0, str(example_plugins_dir))
-    try:
-        yield load_plugins(allow={"misbehaving"}).registry
-    finally:
-        sys.path.remove(str(example_plugins_dir))
+def registry(misbehaving_registry):
+    return misbehaving_registry
 
 
 def layer(registry, name="majority_vote", *, n_votes=4, n_train=None, on_failure="skip", timeout=60.0, **options):
@@ -46,10 +40,6 @@ def layer(registry, name="majority_vote", *, n_votes=4, n_train=None, on_failure
 
 def texts(*values: str) -> list[Response]:
     return [Response(text=v) for v in values]
-
-
-def with_entropy(*arrays) -> list[Response]:
-    return [Response(text=f"answer {i}", token_stats={"token_entropy": np.asarray(a, dtype=float)}) for i, a in enumerate(arrays)]
 
 
 def test_majority_vote_over_four_trains_on_two_with_metrics_over_all_and_over_the_trained(registry):
@@ -110,27 +100,13 @@ def test_a_filtered_group_is_never_trained_on_and_is_counted(registry):
     assert "reward_mean" not in m  # nothing was trained on
 
 
-# The same bad group, every class the issue names; each trainer adapter test reuses these cases.
-BAD_GROUPS = {
-    "nan_statistics": (("entropy", {}), with_entropy([0.1, 0.2], [0.3, float("nan")]), "inputs", "stats.mean_entropy is nan"),
-    "empty_response": (("entropy", {}), with_entropy([0.1, 0.2], []), "inputs", "the response is empty"),
-    "exception": (("misbehaving", {"how": "raise"}), None, "error", "ZeroDivisionError: deliberate failure"),
-    "system_exit": (("misbehaving", {"how": "exit"}), None, "error", "SystemExit: 3"),
-    "string_reward": (("misbehaving", {"how": "string_reward"}), None, "bad_output", "reward 0 is '1.0' (str)"),
-    "bad_train_indices": (("misbehaving", {"how": "bad_indices"}), None, "bad_output", "[99, -1]"),
-    "duplicate_train_indices": (("misbehaving", {"how": "duplicate_indices"}), None, "bad_output", "duplicates"),
-    "int_label": (("misbehaving", {"how": "int_label"}), None, "bad_output", "label must be a string"),
-    "nan_reward": (("misbehaving", {"how": "nan_reward"}), None, "bad_output", "non-finite reward"),
-    "time_limit": (("misbehaving", {"how": "hang"}), None, "timeout", "took longer than 0.3 s"),
-}
-
-
 @pytest.mark.parametrize("case", sorted(BAD_GROUPS))
 def test_a_group_the_estimator_cannot_score_gives_no_learning_signal_and_the_run_goes_on(registry, case):
-    (name, options), responses, kind, reason = BAD_GROUPS[case]
-    groups = layer(registry, name, n_votes=2, timeout=0.3, **options)
-    bad = groups.estimate("bad", "MISBEHAVE", responses or texts("1", "2"), reference="1")
-    good = groups.estimate("good", "fine", with_entropy([0.5, 0.5], [0.1, 0.1]) if name == "entropy" else texts("1", "2"))
+    (name, options), _responses, kind, reason = BAD_GROUPS[case]
+    bad_responses, good_responses = bad_and_good(case)
+    groups = layer(registry, name, n_votes=2, timeout=TIME_LIMIT, **options)
+    bad = groups.estimate("bad", TRIGGER, bad_responses, reference="1")
+    good = groups.estimate("good", "fine", good_responses)
 
     assert bad.status == "failed" and bad.failure_kind == kind, bad.reason
     assert reason in bad.reason
@@ -145,10 +121,10 @@ def test_a_group_the_estimator_cannot_score_gives_no_learning_signal_and_the_run
 
 @pytest.mark.parametrize("case", ["nan_statistics", "exception", "time_limit"])
 def test_on_failure_stop_ends_the_run_with_the_reason(registry, case):
-    (name, options), responses, _kind, reason = BAD_GROUPS[case]
-    groups = layer(registry, name, n_votes=2, on_failure="stop", timeout=0.3, **options)
+    (name, options), _responses, _kind, reason = BAD_GROUPS[case]
+    groups = layer(registry, name, n_votes=2, on_failure="stop", timeout=TIME_LIMIT, **options)
     with pytest.raises(UnscoreableGroup) as excinfo:
-        groups.estimate("bad", "MISBEHAVE", responses or texts("1", "2"))
+        groups.estimate("bad", TRIGGER, bad_and_good(case)[0])
     assert "'bad'" in str(excinfo.value) and reason in str(excinfo.value) and "on_failure" in str(excinfo.value)
 
 
@@ -217,7 +193,7 @@ def test_bind_train_size_hands_n_train_to_the_estimator_and_refuses_contradictio
     config = RunConfig(estimator=ComponentSpec(name="majority_vote"))
     bound = bind_train_size(config, registry, n_votes=64, n_train=32, section="verl")
     assert bound.estimator.options == {"n_train": 32}
-    with pytest.raises(OptionError, match=r"verl.n_train \(65\) must not exceed"):
+    with pytest.raises(OptionError, match=r"verl.n_train \(65\) must not exceed verl.n_votes \(64\)"):
         bind_train_size(config, registry, n_votes=64, n_train=65, section="verl")
     clash = RunConfig(estimator=ComponentSpec(name="majority_vote", options={"n_train": 16}))
     with pytest.raises(OptionError, match="estimator.options.n_train is 16 but verl.n_train is 32"):
@@ -230,3 +206,10 @@ def test_bind_train_size_hands_n_train_to_the_estimator_and_refuses_contradictio
 def test_a_group_of_the_wrong_size_is_a_layout_error(registry):
     with pytest.raises(GroupLayoutError, match="3 responses, but 4 vote"):
         layer(registry).estimate("g", "q", texts("1", "2", "3"))
+
+
+def test_without_a_trainer_train_size_the_estimators_own_subset_is_trained_on(registry):
+    config = RunConfig(estimator=ComponentSpec(name="majority_vote", options={"n_train": 3}), answers={"task": "number"})
+    groups = GroupEstimator.from_config(config, registry, n_votes=4, n_train=None, section="trl")
+    result = groups.estimate("g", "q", texts("1", "1", "2", "1"))
+    assert result.train_indices == [0, 1, 2] and result.trainer_rewards() == [1.0, 1.0, 0.0, None]

@@ -198,8 +198,10 @@ class TrainerProcess:
 def spec_for(name: str, n_votes: int, n_train: int, token_stats: bool, options=None) -> dict:
     return {
         "run": {"estimator": {"name": name, "options": options or {}, "label": None}, "reward_shaping": [],
-                "answers": {"task": "math", "timeout_seconds": 5.0}},
+                "answers": {"task": "math", "timeout_seconds": 5.0},
+                "groups": {"on_failure": "skip", "estimator_timeout_seconds": 60.0}},
         "n_votes": n_votes, "n_train": n_train, "token_stats": token_stats, "temperature": TEMPERATURE,
+        "eval_top_p": 0.95,
     }
 
 
@@ -244,14 +246,13 @@ def responses_for(trainer, groups: list[tuple[str, str, list[str]]]) -> list[dic
 
 @pytest.mark.model
 def test_majority_vote_rewards_train_subset_advantages_and_metrics_inside_openrlhf(policy):
+    from ttrl.adapters.openrlhf.launch import check_workers
+
+    check_workers(ray)  # the launcher's check: Ray workers run ttrl's setup hook
     trainer = ray.remote(num_cpus=0)(TrainerProcess).remote(4)
     assert ray.get(trainer.patched_by.remote()) == "ttrl.adapters.openrlhf.binding"
     assert ray.get(policy.has_ttrl_method.remote())
-    groups = [
-        ("Q: What is 2+3? A:", "5", [" It is \\boxed{5}.", " I think \\boxed{6}.", " So \\boxed{5}.", " \\boxed{5}"]),
-        ("Q: What is 3+4? A:", "7", [" \\boxed{7}", " It is \\boxed{8}.", " So \\boxed{8}.", " \\boxed{8}!"]),
-    ]
-    rows = ray.get(trainer.make_experiences.remote(responses_for(trainer, groups), [policy]))
+    rows = ray.get(trainer.make_experiences.remote(responses_for(trainer, GROUPS), [policy]))
 
     # TTRL: vote over 4, train on the first 2 of each prompt; the label never becomes a reward
     assert [(r["response"], r["reward"]) for r in rows] == [
@@ -267,10 +268,46 @@ def test_majority_vote_rewards_train_subset_advantages_and_metrics_inside_openrl
     info = rows[0]["info"]
     assert info["ttrl/label_accuracy"] == 0.5      # 5 right, 8 wrong
     assert info["ttrl/reward_accuracy"] == 0.5     # 4/4 rewards right for 2+3, 0/4 for 3+4
+    assert info["ttrl/trained_reward_accuracy"] == 0.5  # over the 2 trained per prompt: 2/2, 0/2
     assert info["ttrl/majority_ratio"] == 0.75
-    assert info["ttrl/groups"] == 2.0
+    assert info["ttrl/groups"] == 2.0 and info["ttrl/failed_groups"] == 0.0
     assert info["ground_truth_reward"] == 1.0      # the grader's score, kept for logging only
     assert all(r["info"]["ttrl/label_accuracy"] == 0.5 for r in rows)
+
+
+GROUPS = [
+    ("Q: What is 2+3? A:", "5", [" It is \\boxed{5}.", " I think \\boxed{6}.", " So \\boxed{5}.", " \\boxed{5}"]),
+    ("Q: What is 3+4? A:", "7", [" \\boxed{7}", " It is \\boxed{8}.", " So \\boxed{8}.", " \\boxed{8}!"]),
+]
+
+
+@pytest.mark.model
+def test_without_ttrls_patch_openrlhf_refuses_to_train_on_the_first_step(policy):
+    """Ray workers that did not install ttrl's binding (hook or spec missing) run OpenRLHF unpatched:
+    the generated reward file gives no training reward, so OpenRLHF stops instead of using the labels."""
+    env = {"env_vars": {"TTRL_OPENRLHF_SPEC": "", "HF_HUB_OFFLINE": "1"}}
+    trainer = ray.remote(num_cpus=0)(TrainerProcess).options(runtime_env=env).remote(4)
+    assert ray.get(trainer.patched_by.remote()) == "openrlhf.trainer.ppo_utils.experience_maker"
+    with pytest.raises(ray.exceptions.RayTaskError, match="reward_model_group is required when rewards are not precomputed"):
+        ray.get(trainer.make_experiences.remote(responses_for(trainer, GROUPS), [policy]))
+    ray.kill(trainer)
+
+
+@pytest.mark.model
+def test_a_group_the_estimator_cannot_score_gets_advantage_zero_and_the_step_goes_on(policy, example_plugins_dir):
+    spec = spec_for("misbehaving", 4, 2, False, {"how": "raise", "trigger": "3+4"})
+    env = {"env_vars": {"TTRL_OPENRLHF_SPEC": json.dumps(spec), "HF_HUB_OFFLINE": "1",
+                        "PYTHONPATH": str(example_plugins_dir)}}
+    trainer = ray.remote(num_cpus=0)(TrainerProcess).options(runtime_env=env).remote(4)
+    rows = ray.get(trainer.make_experiences.remote(responses_for(trainer, GROUPS), [policy]))
+    ray.kill(trainer)
+
+    # both prompts keep 2 samples each (OpenRLHF's batch shape); the failed prompt's advantages are 0
+    assert [r["prompt"] for r in rows] == [GROUPS[0][0]] * 2 + [GROUPS[1][0]] * 2
+    assert [r["reward"] for r in rows] == [1.0, 0.0, 0.0, 0.0]  # misbehaving: alternating 1, 0 when it works
+    assert all(a != 0.0 for r in rows[:2] for a in r["advantages"])
+    assert all(a == 0.0 for r in rows[2:] for a in r["advantages"])
+    assert rows[0]["info"]["ttrl/failed_groups"] == 1.0 and rows[0]["info"]["ttrl/scored_groups"] == 1.0
 
 
 @pytest.mark.model

@@ -144,3 +144,11 @@ def test_token_statistics_estimators_are_accepted(tmp_path):
         path = write(tmp_path, name=name)
         run = prepare(load_run_config(path), registry, config_path=path, trl_version="1.16.0")
         assert run.pipeline.requires - {"answers"}
+
+
+def test_output_dir_is_read_relative_to_the_config(tmp_path, monkeypatch):
+    monkeypatch.chdir("/")
+    path = write(tmp_path, extra="output_dir: runs/here\n")
+    run = prepare(load_run_config(path), load_plugins(entry_points=False).registry, config_path=path, trl_version="1.16.0")
+    assert run.settings.output_dir == str((tmp_path / "runs" / "here").resolve())
+    assert run.grpo_kwargs["output_dir"] == run.settings.output_dir

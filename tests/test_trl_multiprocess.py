@@ -27,14 +27,16 @@ WORKER = textwrap.dedent(
     from accelerate import PartialState
     from ttrl.adapters.trl.binding import EstimatorReward
     from ttrl.core.config import ComponentSpec, RunConfig
-    from ttrl.core.estimation import EstimationPipeline
+    from ttrl.core.groups import GroupEstimator
     from ttrl.core.plugins import load_plugins
 
     state = PartialState(cpu=True)
     batch = json.loads(sys.argv[1])
     config = RunConfig(estimator=ComponentSpec(name="majority_vote"), answers={"task": "number"})
-    pipeline = EstimationPipeline.from_config(config, load_plugins(entry_points=False).registry)
-    reward = EstimatorReward(pipeline, num_generations=4, temperature=1.0)
+    groups = GroupEstimator.from_config(
+        config, load_plugins(entry_points=False).registry, n_votes=4, n_train=None, section="trl"
+    )
+    reward = EstimatorReward(groups, temperature=1.0)
     per = len(batch) // state.num_processes
     mine = batch[state.process_index * per : (state.process_index + 1) * per]
     rewards = reward(

@@ -219,3 +219,71 @@ def topk_token_statistics(topk_logprobs: Any, vocab_size: int) -> TopKStats:
         tail_logp_sum = rest * math.log(tail / rest)
     self_certainty = -math.log(vocab_size) - (float(logp.sum()) + tail_logp_sum) / vocab_size
     return TopKStats(entropy=entropy, entropy_bounds=(low, entropy), self_certainty=max(0.0, self_certainty), tail_mass=tail)
+
+
+def response_token_stats(
+    logits: Any,
+    response_mask: Any,
+    *,
+    tokens: Any | None = None,
+    temperature: float,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    **kernel_options: Any,
+) -> list[dict[str, Any]]:
+    """Per response, the statistics of its generated tokens: what a trainer hands to the group layer.
+
+    ``logits`` is ``[B, T, V]`` as the policy's forward returned it (any dtype, any view: it is never
+    reshaped or converted as a whole); ``response_mask`` ``[B, T]`` marks the positions whose
+    statistics are wanted (position t's logits predict the response token at t); ``tokens``
+    ``[B, T]`` are the sampled ids there (for the log-probs). ``temperature`` is the sampling
+    temperature from the run's settings: pass raw logits, not logits a trainer already scaled.
+
+    Only each row's response span is computed, ``chunk_size`` positions at a time, so the extra
+    memory is one chunk's float32 working set whatever B and T are. Returns, per row, one float64
+    numpy array over its masked positions for every ``token_*`` field of the data model that the
+    kernel computes (``TokenStats`` attribute ``x`` fills field ``token_x``).
+    """
+    import numpy as np
+    import torch
+
+    from ttrl.core.data import TOKEN_FIELDS
+
+    if logits.dim() != 3:
+        raise ValueError(f"logits must be [B, T, V], got shape {tuple(logits.shape)}")
+    if tuple(response_mask.shape) != tuple(logits.shape[:2]):
+        raise ValueError(f"response_mask shape {tuple(response_mask.shape)} does not match logits {tuple(logits.shape[:2])}")
+    if tokens is not None and tuple(tokens.shape) != tuple(logits.shape[:2]):
+        raise ValueError(f"tokens shape {tuple(tokens.shape)} does not match logits {tuple(logits.shape[:2])}")
+    mask = response_mask.to(device="cpu", dtype=torch.bool)
+    names = [name for name in TOKEN_FIELDS if name != "token_logprob" or tokens is not None]
+    out: list[dict[str, Any]] = []
+    for row in range(logits.shape[0]):
+        positions = torch.nonzero(mask[row]).flatten()
+        pieces: dict[str, list[Any]] = {name: [] for name in names}
+        if len(positions):
+            first, last = int(positions[0]), int(positions[-1]) + 1
+            for start in range(first, last, chunk_size):
+                stop = min(start + chunk_size, last)
+                keep = mask[row, start:stop]
+                if not bool(keep.any()):
+                    continue
+                stats = token_statistics(
+                    logits[row, start:stop],
+                    tokens=None if tokens is None else tokens[row, start:stop],
+                    temperature=temperature,
+                    chunk_size=chunk_size,
+                    **kernel_options,
+                )
+                device_keep = keep.to(logits.device)
+                for name in names:
+                    values = getattr(stats, name[len("token_"):], None)
+                    if values is not None:
+                        pieces[name].append(values[device_keep].to(torch.float64).cpu())
+        arrays = {}
+        for name in names:
+            if pieces[name]:
+                arrays[name] = torch.cat(pieces[name]).numpy()
+            elif not len(positions):
+                arrays[name] = np.zeros(0, dtype=np.float64)
+        out.append(arrays)
+    return out

@@ -3,8 +3,8 @@
 Runs OpenRLHF 0.11.x's PPO/GRPO trainer (Ray + vLLM + DeepSpeed) with the run config's estimator applied
 per prompt group. Layout:
 
-- :mod:`.groups` — framework-free: a prompt's N responses (+ token statistics, + label for metrics)
-  → rewards, train subset, reward-quality metrics.
+- :mod:`ttrl.core.groups` (shared with every trainer) — a prompt's N responses (+ token statistics,
+  + label for metrics) → rewards, train subset, failure policy, metrics.
 - :mod:`.settings` — the ``openrlhf:`` section, version and fail-early checks, the OpenRLHF flags.
 - :mod:`.binding` — the patches applied inside OpenRLHF's Ray actors.
 - :mod:`.launch` — the launcher process around OpenRLHF's own entry point.
@@ -42,7 +42,8 @@ SPEC_FILE = "ttrl_estimation_spec.json"
 
 
 def _resolve_paths(settings: OpenRLHFSettings, config: RunConfig, config_path: Path) -> OpenRLHFSettings:
-    """Data paths relative to the config file; output absolute (Ray workers do not share the cwd)."""
+    """Data paths and ``output_dir`` relative to the config file, made absolute (Ray workers do not
+    share the cwd)."""
     base = Path(config_path).resolve().parent
     updates = {}
     for key in ("prompt_data", "eval_data"):
@@ -61,7 +62,8 @@ def _resolve_paths(settings: OpenRLHFSettings, config: RunConfig, config_path: P
                 + ". Relative paths are read from the run config's folder."
             )
         updates[key] = str(path.resolve())
-    updates["output_dir"] = str(Path(settings.output_dir).expanduser().resolve())
+    output = Path(settings.output_dir).expanduser()
+    updates["output_dir"] = str((output if output.is_absolute() else base / output).resolve())
     return settings.model_copy(update=updates)
 
 
@@ -78,9 +80,12 @@ def plan(config: RunConfig, *, config_path: Path) -> tuple[dict, list[str], Path
 
 
 def launch(config: RunConfig, *, config_path: Path, dry_run: bool) -> int:
-    """Validate, then run OpenRLHF (or, with ``dry_run``, print what would run). Returns an exit status."""
-    version = check_version(required=not dry_run)
+    """Validate, then run OpenRLHF (or, with ``dry_run``, print what would run). Returns an exit status.
+
+    The run config is checked before the environment, so a typo is found on a laptop without OpenRLHF.
+    """
     spec, command, output = plan(config, config_path=config_path)
+    version = check_version(required=not dry_run)
     settings = load_settings(config)
     env = {**os.environ, "RAY_ADDRESS": settings.ray_address} if settings.ray_address else None
     if dry_run:

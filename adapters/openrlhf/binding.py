@@ -5,20 +5,26 @@ happen inside that actor's process. The launcher starts Ray with ``worker_proces
 at :func:`setup_worker`; in every Ray worker it registers a post-import patch, so only processes that
 import OpenRLHF's trainer modules are changed (vLLM engines, which never import them, stay untouched).
 
-Patched, for OpenRLHF 0.11.x only (checked before launch):
+Patched, for the OpenRLHF versions in ``settings.TESTED_VERSIONS`` (checked by ``ttrl train`` and
+again by :func:`install` in every Ray worker):
 
 - ``RemoteExperienceMaker.make_experience_batch``: the rollout batch arrives as one single-sample
-  ``Experience`` per response, a prompt's ``n_votes`` responses contiguous. Per prompt group: decode the
-  responses, optionally fetch token statistics from the actor, run the estimator (the dataset label is
-  passed for metrics only), set each response's reward to the estimator's, keep the ``n_train`` chosen
-  responses, and attach the step's reward-quality metrics to ``Experience.info`` (OpenRLHF logs info
-  entries as ``ttrl/...``). Then OpenRLHF's own ``make_experience_batch`` runs on the kept responses with
-  ``n_samples_per_prompt`` = ``n_train``, so ``compute_advantages_and_returns`` reshapes rewards into
-  ``[-1, n_train]`` groups for ``group_norm``.
-- ``BaseModelActor.ttrl_token_stats``: a new method reached through OpenRLHF's own ``execute_batch``;
-  the actor's forward (logits already divided by the rollout temperature) plus full-vocabulary entropy
-  and self-certainty from :mod:`ttrl.token_stats` (exact, chunked, float32). It costs one extra no-grad actor forward over all ``n_votes``
-  responses, and runs only for estimators that need token statistics.
+  ``Experience`` per response, a prompt's ``n_votes`` responses contiguous, **with no reward** (ttrl's
+  reward file returns the ground-truth grade as ``scores`` only). The group layer
+  (:mod:`ttrl.core.groups`) scores each prompt group: decoded responses, token statistics from the
+  actor when the estimator needs them, the label for metrics only. The ``n_train`` responses to train
+  on get the estimator's rewards; a filtered or unscoreable group hands on its first ``n_train`` with
+  reward 0 and, after OpenRLHF's advantage computation, advantage 0 (the batch keeps the size its
+  micro-batches and ZeRO gradient accumulation expect). The step's metrics ride in
+  ``Experience.info`` (OpenRLHF logs them as ``ttrl/...``). OpenRLHF's own ``make_experience_batch``
+  then runs on the kept responses with ``n_samples_per_prompt`` = ``n_train``.
+  Without this patch OpenRLHF finds no reward and stops on the first step: nothing can train on labels.
+- ``SamplesGenerator.generate_eval_samples``: evaluation is graded against the labels (the grader's
+  score becomes the reward) and sampled with ``eval_top_p``.
+- ``BaseModelActor.ttrl_token_stats``: a new method reached through OpenRLHF's own ``execute_batch``:
+  a no-grad forward of the Hugging Face model inside the actor, then full-vocabulary statistics of
+  the response tokens only (:func:`ttrl.token_stats.response_token_stats`, chunked) at the run's
+  temperature. It runs only for estimators that need token statistics.
 - ``ppo_trainer.prepare_datasets``: the learning-rate schedule's step count assumes every generated
   response is trained on; it is scaled by ``n_train / n_votes``.
 """
@@ -31,10 +37,13 @@ import importlib.machinery
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from .settings import SPEC_ENV
+from ttrl.core.groups import GroupEstimator, GroupResult, Response, consecutive_groups
+
+from .settings import SPEC_ENV, TESTED_VERSIONS, check_version
 
 PATCH_FLAG = "_ttrl_patched"
 
@@ -43,14 +52,12 @@ PATCH_FLAG = "_ttrl_patched"
 
 
 class _State:
-    """Per-process estimator, built on first use from the spec."""
+    """Per-process group layer, built on first use from the spec."""
 
     def __init__(self, spec: dict[str, Any]):
         from ttrl.core.config import RunConfig
         from ttrl.core.estimation import EstimationPipeline
         from ttrl.core.plugins import default_plugins
-
-        from .groups import GroupEstimator
 
         config = RunConfig.model_validate(spec["run"])
         pipeline = EstimationPipeline.from_config(config, default_plugins().registry)
@@ -58,8 +65,10 @@ class _State:
         self.n_votes = int(spec["n_votes"])
         self.n_train = int(spec["n_train"])
         self.use_stats = bool(spec["token_stats"])
-        self.estimator = GroupEstimator(
-            pipeline, n_votes=self.n_votes, n_train=self.n_train, task=config.answers.task
+        #: The training rollouts' sampling temperature, from the run's settings (token statistics use it).
+        self.temperature = float(spec["temperature"])
+        self.groups = GroupEstimator(
+            pipeline, n_votes=self.n_votes, n_train=self.n_train, on_failure=config.groups.on_failure
         )
         self.step = 0
 
@@ -85,19 +94,50 @@ def decode_response(tokenizer, experience) -> str:
     return tokenizer.decode(tokens.tolist(), skip_special_tokens=True)
 
 
-def split_groups(samples: list, n_votes: int) -> list[list]:
-    """Consecutive blocks of ``n_votes`` samples, each from one prompt (OpenRLHF keeps them together)."""
-    if len(samples) % n_votes:
-        raise RuntimeError(
-            f"ttrl: the rollout batch has {len(samples)} responses, not a multiple of n_votes={n_votes}; "
-            "OpenRLHF's sample buffer must hold whole prompt groups"
+@dataclass
+class Selection:
+    """Which of a rollout batch's samples go on to OpenRLHF's experience making, with which reward."""
+
+    #: Indices into the rollout batch: ``n_train`` per prompt group, in group order.
+    kept: list[int]
+    #: The estimator's reward for each kept sample (0.0 in groups that give no learning signal).
+    rewards: list[float]
+    #: False for kept samples of filtered or unscoreable groups: their advantages are set to 0.
+    trained: list[bool]
+    results: list[GroupResult]
+    metrics: dict[str, float]
+
+
+def select_training_samples(
+    groups: GroupEstimator,
+    group_ids: Sequence[str],
+    prompts: Sequence[str],
+    labels: Sequence[Any],
+    responses: Sequence[Response],
+) -> Selection:
+    """The framework-free half of :func:`make_experience_batch`: one call of the group layer per prompt.
+
+    A group that gives no learning signal still hands its first ``n_train`` samples on, with reward 0
+    and ``trained`` False, so that OpenRLHF's batch keeps the size its micro-batches and ZeRO
+    gradient accumulation were planned for; their advantages are zeroed afterwards.
+    """
+    kept: list[int] = []
+    rewards: list[float] = []
+    trained: list[bool] = []
+    results: list[GroupResult] = []
+    for block in consecutive_groups(list(prompts), groups.n_votes):
+        label = labels[block.start]
+        reference = None if label is None or str(label).strip() == "" else str(label)
+        result = groups.estimate(
+            group_ids[block.start], prompts[block.start], [responses[i] for i in block], reference=reference
         )
-    groups = [samples[i : i + n_votes] for i in range(0, len(samples), n_votes)]
-    for g, group in enumerate(groups):
-        prompts = {s.prompts[0] for s in group}
-        if len(prompts) != 1:
-            raise RuntimeError(f"ttrl: responses of prompt group {g} come from {len(prompts)} different prompts")
-    return groups
+        results.append(result)
+        chosen = result.train_indices if result.trained else list(range(groups.n_train))
+        for i in chosen:
+            kept.append(block.start + i)
+            rewards.append(result.rewards[i] if result.trained else 0.0)
+            trained.append(result.trained)
+    return Selection(kept, rewards, trained, results, groups.step_metrics())
 
 
 @contextlib.contextmanager
@@ -128,10 +168,9 @@ def _token_stats(self, samples: list) -> list[dict[str, Any]]:
         ray.get(self.actor_model_group.async_run_method(method_name="empty_cache"))
     results = self._flatten_results(refs, args.ds.ring_attn_size * args.ds.tensor_parallel_size)
     per_sample: list[dict[str, Any] | None] = [None] * len(samples)
-    for batch, result in zip(micro, results):
+    for batch, rows in zip(micro, results):
         for row, index in enumerate(batch.index):
-            mask = batch.action_mask[row].bool()
-            per_sample[index] = {name: values[row][mask].double().numpy() for name, values in result.items()}
+            per_sample[index] = rows[row]
     return per_sample
 
 
@@ -141,70 +180,121 @@ def make_experience_batch(self, rollout_samples):
 
     state = _state()
     state.step += 1
-    groups = split_groups(rollout_samples, state.n_votes)
-    stats = _token_stats(self, rollout_samples) if state.use_stats else None
-    kept = []
-    for g, samples in enumerate(groups):
-        label = samples[0].labels[0] if samples[0].labels else None
-        reference = None if label is None or str(label).strip() == "" else str(label)
-        result = state.estimator.estimate(
-            f"step{state.step}/prompt{g}",
-            samples[0].prompts[0],
-            [decode_response(self.tokenizer, s) for s in samples],
-            token_stats=stats[g * state.n_votes : (g + 1) * state.n_votes] if stats else None,
-            reference=reference,
+    preset = [i for i, s in enumerate(rollout_samples) if s.rewards is not None]
+    if preset:
+        raise RuntimeError(
+            f"ttrl: {len(preset)} of {len(rollout_samples)} rollout samples already carry a reward (from "
+            "--reward.remote_url or an agent); ttrl trains only on the estimator's rewards and refuses to "
+            "mix in others. Let `ttrl train` generate the reward file."
         )
-        for i in result.train_indices:
-            sample = samples[i]
-            reward = torch.tensor([result.rewards[i]], dtype=torch.float32)
-            sample.rewards = reward
-            sample.info["reward"] = reward.clone()
-            kept.append(sample)
-    metrics = state.estimator.step_metrics()
-    for sample in kept:
-        for name, value in metrics.items():
-            sample.info[f"ttrl/{name}"] = torch.tensor([float(value)])
+    stats = _token_stats(self, rollout_samples) if state.use_stats else [None] * len(rollout_samples)
+    responses = [
+        Response(decode_response(self.tokenizer, s), token_stats=arrays, num_tokens=int(s.action_mask[0].sum()))
+        for s, arrays in zip(rollout_samples, stats)
+    ]
+    prompts = [s.prompts[0] for s in rollout_samples]
+    group_ids = [f"step{state.step}/prompt{i // state.n_votes}" for i in range(len(rollout_samples))]
+    labels = [s.labels[0] if s.labels else None for s in rollout_samples]
+    selection = select_training_samples(state.groups, group_ids, prompts, labels, responses)
+    kept = []
+    for index, reward in zip(selection.kept, selection.rewards):
+        sample = rollout_samples[index]
+        value = torch.tensor([reward], dtype=torch.float32)
+        sample.rewards = value
+        sample.info["reward"] = value.clone()
+        for name, metric in selection.metrics.items():
+            sample.info[f"ttrl/{name}"] = torch.tensor([float(metric)])
+        kept.append(sample)
     with _samples_per_prompt(self.strategy.args, state.n_train):
-        return type(self)._ttrl_original_make_experience_batch(self, kept)
+        experiences = type(self)._ttrl_original_make_experience_batch(self, kept)
+    untrained = {position for position, trained in enumerate(selection.trained) if not trained}
+    if untrained:
+        for experience in experiences:
+            for row, position in enumerate(experience.index):
+                if position in untrained:
+                    experience.advantages[row].zero_()
+                    if experience.returns is not None:
+                        experience.returns[row].zero_()
+    return experiences
 
 
 def actor_token_stats(self, sequences, action_mask=None, attention_mask=None, **_ignored):
-    """On a policy actor: log-probs, entropy and self-certainty of the response tokens, zero-padded."""
+    """On a policy actor: per response, the token statistics of its generated tokens (numpy arrays).
+
+    Calls the Hugging Face model inside OpenRLHF's ``Actor`` directly, so the logits are the raw ones
+    (OpenRLHF's own forward makes a float32 copy of all of them and divides it by its temperature in
+    place); the temperature is the run's, from the spec, and only response positions are computed.
+    """
     import torch
 
-    from ttrl.token_stats import token_statistics
+    from ttrl.token_stats import response_token_stats
 
     device = torch.cuda.current_device() if torch.cuda.is_available() else next(self.actor.parameters()).device
+    sequences = sequences.to(device)
+    attention_mask = attention_mask.to(device)
+    # the position ids OpenRLHF's Actor uses for unpacked, right-padded sequences
+    position_ids = attention_mask.long().cumsum(-1) - 1
+    position_ids.masked_fill_(attention_mask == 0, 1)
+    width = action_mask.shape[1]
     self.actor.eval()
-    with torch.no_grad():
-        log_probs, output = self.actor(
-            sequences.to(device),
-            action_mask.to(device),
-            attention_mask.to(device),
-            return_output=True,
-            ring_attn_group=self.strategy.ring_attn_group,
+    try:
+        with torch.no_grad():
+            logits = self.actor.model(sequences, attention_mask=attention_mask, position_ids=position_ids).logits
+            # logits at position t predict token t + 1; action_mask[:, j] marks token j + 1 of the last `width`
+            return response_token_stats(
+                logits[:, :-1][:, -width:],
+                action_mask.bool(),
+                tokens=sequences[:, 1:][:, -width:],
+                temperature=_state().temperature,
+            )
+    finally:
+        self.actor.train()
+
+
+def generate_eval_samples(self, **generate_kwargs):
+    """OpenRLHF's evaluation, graded against the labels: the grader's score becomes the eval reward.
+
+    ttrl's generated reward file gives no training reward (only ``scores``), so that an OpenRLHF
+    trainer without ttrl's patch cannot train on labels; evaluation reads ``rewards``, hence the copy.
+    OpenRLHF samples evaluation with the training rollouts' ``top_p``; TTRL evaluates with its own
+    (``eval_top_p`` in the settings, 0.95).
+    """
+    spec = _SPEC or {}
+    if "eval_top_p" in spec:
+        generate_kwargs = {**generate_kwargs, "top_p": float(spec["eval_top_p"])}
+    samples = type(self)._ttrl_original_generate_eval_samples(self, **generate_kwargs)
+    for sample in samples:
+        if sample.rewards is None and sample.scores is not None:
+            sample.rewards = sample.scores.clone()
+    return samples
+
+
+def _original(cls, name: str) -> Callable:
+    method = getattr(cls, name, None)
+    if method is None:
+        raise RuntimeError(
+            f"ttrl: OpenRLHF's {cls.__module__}.{cls.__name__} has no {name!r}; this OpenRLHF is not one ttrl's "
+            f"adapter was tested with ({', '.join(TESTED_VERSIONS)})."
         )
-        # logits at position t predict token t+1: drop the last, keep the response's positions
-        logits = output["logits"][:, :-1][:, -action_mask.shape[1] :]
-        stats = token_statistics(logits)
-        entropy, certainty = stats.entropy, stats.self_certainty
-        del output, logits
-    self.actor.train()
-    mask = action_mask.to(device).float()
-    return {
-        "token_entropy": (entropy * mask).cpu(),
-        "token_self_certainty": (certainty * mask).cpu(),
-        "token_logprob": (log_probs.float() * mask).cpu(),
-    }
+    return method
+
+
+def _replace_method(cls, name: str, replacement: Callable) -> None:
+    """``cls.name = replacement``, the original kept as ``cls._ttrl_original_<name>``; once per class."""
+    flag = f"{PATCH_FLAG}_{name}"
+    if getattr(cls, flag, False):
+        return
+    setattr(cls, f"_ttrl_original_{name}", _original(cls, name))
+    setattr(cls, name, replacement)
+    setattr(cls, flag, True)
 
 
 def _patch_experience_maker(module) -> None:
-    cls = module.RemoteExperienceMaker
-    if getattr(cls, PATCH_FLAG, False):
-        return
-    cls._ttrl_original_make_experience_batch = cls.make_experience_batch
-    cls.make_experience_batch = make_experience_batch
-    setattr(cls, PATCH_FLAG, True)
+    _replace_method(module.RemoteExperienceMaker, "make_experience_batch", make_experience_batch)
+
+
+def _patch_samples_generator(module) -> None:
+    _replace_method(module.SamplesGenerator, "generate_eval_samples", generate_eval_samples)
 
 
 def _patch_model_actor(module) -> None:
@@ -227,6 +317,7 @@ def _patch_trainer_module(module) -> None:
 
 PATCHES: dict[str, Callable[[Any], None]] = {
     "openrlhf.trainer.ppo_utils.experience_maker": _patch_experience_maker,
+    "openrlhf.trainer.ppo_utils.samples_generator": _patch_samples_generator,
     "openrlhf.trainer.ray.launcher": _patch_model_actor,
     "openrlhf.trainer.ppo_trainer": _patch_trainer_module,
 }
@@ -264,8 +355,13 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
 
 
 def install(spec: dict[str, Any]) -> None:
-    """Patch OpenRLHF in this process: modules already imported now, the others when imported."""
+    """Patch OpenRLHF in this process: modules already imported now, the others when imported.
+
+    The OpenRLHF version is checked here too, in every Ray worker, not only by ``ttrl train``: a job
+    submitted by hand or a worker node with another OpenRLHF must not run with patches that do not fit.
+    """
     global _SPEC, _STATE
+    check_version()
     _SPEC, _STATE = spec, None
     for name, patch in PATCHES.items():
         if name in sys.modules:

@@ -32,6 +32,24 @@ def runtime_env(spec_json: str) -> dict:
     }
 
 
+def _binding_is_live() -> bool:
+    """Run in a Ray worker: whether ttrl's setup hook installed the binding there."""
+    from ttrl.adapters.openrlhf import binding
+
+    return binding._SPEC is not None
+
+
+def check_workers(ray) -> None:
+    """Refuse to start OpenRLHF when Ray workers do not run ttrl's setup hook (e.g. a cluster whose
+    job config dropped it): OpenRLHF would stop on its first step anyway, after loading every model."""
+    if not ray.get(ray.remote(num_cpus=0)(_binding_is_live).remote()):
+        raise SystemExit(
+            "ttrl: Ray workers do not run ttrl's worker_process_setup_hook "
+            f"({HOOK}), so OpenRLHF's trainer would get no estimator rewards. Start through "
+            "`ttrl train` or `python -m ttrl.adapters.openrlhf.launch`, which pass it to ray.init."
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ttrl.adapters.openrlhf.launch")
     parser.add_argument("--ttrl-spec", required=True, type=Path, help="Estimator spec written by `ttrl train`.")
@@ -44,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # OpenRLHF's train() calls ray.init only when Ray is not yet initialised: ours wins and carries the hook.
     ray.init(address=os.environ.get("RAY_ADDRESS"), runtime_env=runtime_env(spec_json))
+    check_workers(ray)
     sys.argv = [ENTRY_MODULE, *flags]
     runpy.run_module(ENTRY_MODULE, run_name="__main__", alter_sys=True)
 

@@ -3,10 +3,13 @@
 OpenRLHF loads ``reward_func(queries, prompts, labels)`` inside each vLLM rollout actor and calls it
 one sample at a time, with ``query`` = the decoded prompt + response. Two kinds of file are generated:
 
-- ``grader``: reward 1 when the response's answer is equivalent to the dataset's reference, else 0.
-  ttrl passes this one to OpenRLHF for every run: evaluation sets are graded with it (OpenRLHF's
-  pass@1 is the mean of these rewards), and during training ttrl replaces these rewards with the
-  estimator's before any advantage is computed, so labels never become training rewards.
+- ``grader``: score 1 when the response's answer is equivalent to the dataset's reference, else 0.
+  ttrl passes this one to OpenRLHF for every run. It returns the grade as ``scores`` only, never as
+  ``rewards``: a training sample then has no reward until ttrl's patched trainer sets the estimator's,
+  and an OpenRLHF trainer running without ttrl's patch (Ray started without the setup hook, a renamed
+  module) stops on its first step ("reward_model_group is required when rewards are not precomputed")
+  instead of training on labels. ttrl's patch copies the score into the reward for evaluation sets
+  only (OpenRLHF's pass@1 is the mean of their rewards).
 - ``estimator``: the per-sample path, for estimators that need no group and no token statistics: each
   response is a group of one. ``ttrl train`` does not use it; ``write_reward_file`` makes one for
   people who run OpenRLHF themselves.
@@ -79,7 +82,7 @@ def make_reward_func(spec: dict[str, Any]) -> Callable[[list[str], list[str], li
             response = response_text(query, prompt)
             correct = grade(response, label)
             if kind == "grader":
-                reward = correct
+                reward = None  # never a training reward: see the module docstring
             else:
                 # a per-response id, so seeded estimators do not give every response the same draw
                 group_id = f"sample-{zlib.crc32(query.encode('utf-8', 'surrogatepass')):08x}"
@@ -89,19 +92,19 @@ def make_reward_func(spec: dict[str, Any]) -> Callable[[list[str], list[str], li
                 except EstimatorFailure as exc:
                     logger.warning("%s; reward 0", exc)
                     reward = 0.0
-            rewards.append(float(reward))
+            rewards.append(None if reward is None else float(reward))
             scores.append(correct)
         # OpenRLHF calls with one sample: plain floats keep its torch.tensor([reward]) a 1-element tensor
         if len(rewards) == 1:
             return {"rewards": rewards[0], "scores": scores[0], "extra_logs": {"ground_truth_reward": scores[0]}}
-        return {"rewards": rewards, "scores": scores, "extra_logs": {}}
+        return {"rewards": None if kind == "grader" else rewards, "scores": scores, "extra_logs": {}}
 
     return reward_func
 
 
 def write_reward_file(path: Path, config: RunConfig, kind: Literal["grader", "estimator"]) -> Path:
     """Write a reward-function file for ``--reward.remote_url``; checks the estimator can run per sample."""
-    spec = {"kind": kind, "run": config.model_dump(mode="json", include={"estimator", "reward_shaping", "answers"})}
+    spec = {"kind": kind, "run": config.model_dump(mode="json", include={"estimator", "reward_shaping", "answers", "groups"})}
     if kind == "estimator":
         from ttrl.core.plugins import default_plugins
 

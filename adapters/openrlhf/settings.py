@@ -21,14 +21,16 @@ from ttrl.core.config import RunConfig, format_validation_error
 from ttrl.core.errors import OptionError, UserError
 from ttrl.core.estimation import EstimationPipeline
 
-from .groups import TOKEN_STAT_INPUTS, bind_train_size, stats_required
+from ttrl.core.groups import TRAINER_INPUTS, bind_train_size, stats_required
 
-SUPPORTED_SERIES = "0.11"
+#: OpenRLHF releases ttrl's patches were tested against (tests/test_openrlhf_*.py run on 0.11.2's code).
+TESTED_VERSIONS = ("0.11.2",)
 ENTRY_MODULE = "openrlhf.cli.train_ppo_ray"
 LAUNCH_MODULE = "ttrl.adapters.openrlhf.launch"
 SPEC_ENV = "TTRL_OPENRLHF_SPEC"
-DEFAULT_ROLLOUT_BATCH = 8  # prompts per rollout batch
-DEFAULT_ROLLOUT_MICRO_BATCH = 4
+DEFAULT_ROLLOUT_BATCH = 8  # prompts per rollout batch (TTRL verl/examples/ttrl/aime.sh: DATA_TRAIN_BATCH_SIZE=8)
+DEFAULT_ROLLOUT_MICRO_BATCH = 2  # responses per experience-making forward (TTRL: log_prob micro batch 2)
+DEFAULT_TRAIN_MICRO_BATCH = 2  # responses per GPU per training forward (TTRL: ppo_micro_batch_size_per_gpu=2)
 
 
 class OpenRLHFSettings(BaseModel):
@@ -48,6 +50,7 @@ class OpenRLHFSettings(BaseModel):
     n_train: int = Field(32, ge=2, description="Responses per prompt that are trained on (TTRL: 32).")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature for training rollouts.")
     eval_temperature: float = Field(0.6, gt=0, description="Sampling temperature for evaluation.")
+    eval_top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling for evaluation (TTRL: 0.95).")
     eval_samples: int = Field(16, ge=1, description="Responses per evaluation prompt (pass@1 is their mean).")
     max_new_tokens: int = Field(3072, ge=1, description="Maximum new tokens per response.")
     max_len: int = Field(4096, ge=2, description="Prompt plus response tokens (--data.max_len).")
@@ -64,7 +67,19 @@ class OpenRLHFSettings(BaseModel):
         description="Where token statistics come from: actor = full-vocabulary statistics from the actor's "
         "logits during experience making; none = not computed; auto = actor when the estimator needs them.",
     )
-    output_dir: str = Field("./checkpoints/ttrl-openrlhf", description="Checkpoints, logs and the generated reward file.")
+    output_dir: str = Field(
+        "./checkpoints/ttrl-openrlhf",
+        description="Checkpoints, logs and the generated reward file; relative to the run config's folder.",
+    )
+    save_steps: int = Field(
+        1, description="Save a resumable checkpoint every this many steps (TTRL's scripts: every step); -1: never."
+    )
+    keep_checkpoints: int = Field(3, ge=1, description="Checkpoints kept on disk; older ones are deleted.")
+    best_checkpoint_metric: str | None = Field(
+        None,
+        description="An evaluation metric (e.g. eval_default_pass1) whose best value keeps a checkpoint. Off by "
+        "default: in test-time RL the evaluation set is the training set, so it would select by labels.",
+    )
     ray_address: str | None = Field(None, description="An existing Ray cluster to join (multi-node); default: start one.")
     flags: dict[str, Any] = Field(
         default_factory=dict,
@@ -84,6 +99,9 @@ OWNED_FLAGS = {
     "data.label_key": "label_key",
     "rollout.temperature": "temperature",
     "eval.temperature": "eval_temperature",
+    "ckpt.save_steps": "save_steps",
+    "ckpt.max_num": "keep_checkpoints",
+    "ckpt.best_metric_key": "best_checkpoint_metric",
     "eval.n_samples_per_prompt": "eval_samples",
     "rollout.max_new_tokens": "max_new_tokens",
     "data.max_len": "max_len",
@@ -106,20 +124,23 @@ STATS_INCOMPATIBLE_FLAGS = ("ds.packing_samples", "ds.ring_attn_size", "train.dy
 
 
 def check_version(*, required: bool = True) -> str | None:
-    """The installed OpenRLHF version; a :class:`UserError` when it is not 0.11.x, or missing and ``required``."""
+    """The installed OpenRLHF version; a :class:`UserError` unless it is one of :data:`TESTED_VERSIONS`
+    (or, when not ``required``, not installed at all)."""
+    wanted = " or ".join(TESTED_VERSIONS)
     try:
         version = importlib.metadata.version("openrlhf")
     except importlib.metadata.PackageNotFoundError:
         if not required:
             return None
         raise UserError(
-            "trainer: openrlhf needs OpenRLHF 0.11.x, which is not installed. On a machine with CUDA: "
-            "pip install 'openrlhf==0.11.*' 'ttrl[openrlhf]' (see docs/openrlhf.md)."
+            f"trainer: openrlhf needs OpenRLHF {wanted}, which is not installed. On a machine with CUDA: "
+            f"pip install 'openrlhf[vllm]=={TESTED_VERSIONS[-1]}' 'ttrl[openrlhf]' (see docs/openrlhf.md)."
         ) from None
-    if version.split(".")[:2] != SUPPORTED_SERIES.split("."):
+    if version not in TESTED_VERSIONS:
         raise UserError(
-            f"OpenRLHF {version} is installed, but ttrl's adapter supports {SUPPORTED_SERIES}.x only (it patches "
-            f"RemoteExperienceMaker, whose internals change between releases). Install 'openrlhf=={SUPPORTED_SERIES}.*'."
+            f"OpenRLHF {version} is installed, but ttrl's adapter is tested with OpenRLHF {wanted} only: it "
+            "patches RemoteExperienceMaker and SamplesGenerator, whose internals change between releases. "
+            f"Install 'openrlhf=={TESTED_VERSIONS[-1]}'."
         )
     return version
 
@@ -151,13 +172,6 @@ def load_settings(config: RunConfig) -> OpenRLHFSettings:
             format_validation_error(exc, what="openrlhf: section", locate=config.locate, prefix=("openrlhf",))
             + " Run settings are documented in docs/openrlhf.md."
         ) from None
-    if settings.n_train > settings.n_votes:
-        where = config.locate(("openrlhf", "n_train"))
-        raise OptionError(
-            f"openrlhf.n_train ({settings.n_train}) must not exceed n_votes ({settings.n_votes})"
-            + (f" ({where})" if where else "")
-            + ": the trained responses are a subset of the voting ones (TTRL: n_votes 64, n_train 32)."
-        )
     prompts = int(settings.flags.get("rollout.batch_size", DEFAULT_ROLLOUT_BATCH))
     micro = int(settings.flags.get("rollout.micro_batch_size", DEFAULT_ROLLOUT_MICRO_BATCH))
     actors = settings.num_nodes * settings.gpus_per_node
@@ -167,6 +181,21 @@ def load_settings(config: RunConfig) -> OpenRLHFSettings:
             f"{prompts * settings.n_train // micro} micro-batches of {micro}, fewer than the {actors} actor GPUs; "
             "OpenRLHF needs one per GPU after ttrl keeps n_train of n_votes. Raise flags.rollout.batch_size "
             "or lower flags.rollout.micro_batch_size."
+        )
+    train_batch = int(settings.flags.get("train.batch_size", settings.n_train))
+    train_micro = int(settings.flags.get("train.micro_batch_size", DEFAULT_TRAIN_MICRO_BATCH))
+    if train_batch % (train_micro * actors):
+        raise OptionError(
+            f"openrlhf: train.batch_size {train_batch} is not a multiple of train.micro_batch_size {train_micro} x "
+            f"{actors} actor GPUs, which DeepSpeed requires. Set flags.train.batch_size to a multiple of "
+            f"{train_micro * actors}."
+        )
+    if (prompts * settings.n_train) % train_batch:
+        raise OptionError(
+            f"openrlhf: a rollout batch trains on {prompts} prompts x n_train {settings.n_train} = "
+            f"{prompts * settings.n_train} responses, not a multiple of train.batch_size {train_batch}: the last "
+            "optimizer step would mix in the next batch's gradients. Adjust flags.rollout.batch_size or "
+            "flags.train.batch_size."
         )
     known = known_flags()
     for flag in settings.flags:
@@ -196,14 +225,14 @@ def resolve_estimation(config: RunConfig, settings: OpenRLHFSettings, registry) 
     """Estimator, options and shapers validated; whether token statistics must be computed."""
     if config.estimator is None:
         raise OptionError("The run config selects no estimator. Add `estimator: {name: majority_vote}`.")
-    config = bind_train_size(config, registry, settings.n_votes, settings.n_train)
+    config = bind_train_size(config, registry, n_votes=settings.n_votes, n_train=settings.n_train, section="openrlhf")
     pipeline = EstimationPipeline.from_config(config, registry)
     needs = stats_required(pipeline)
-    unknown = needs - TOKEN_STAT_INPUTS
+    unknown = pipeline.requires - TRAINER_INPUTS
     if unknown:
         raise UserError(
             f"Estimator {pipeline.estimator.name!r} needs {', '.join(sorted(unknown))}, which the OpenRLHF adapter "
-            f"cannot compute (it provides {', '.join(sorted(TOKEN_STAT_INPUTS))})."
+            f"cannot compute (it provides {', '.join(sorted(TRAINER_INPUTS))})."
         )
     if needs and settings.token_stats == "none":
         where = config.locate(("openrlhf", "token_stats"))
@@ -225,13 +254,14 @@ def resolve_estimation(config: RunConfig, settings: OpenRLHFSettings, registry) 
 
 def estimation_spec(config: RunConfig, settings: OpenRLHFSettings, use_stats: bool) -> dict[str, Any]:
     """What the OpenRLHF processes need to rebuild the estimator: JSON, passed in an environment variable."""
-    run = config.model_dump(mode="json", include={"estimator", "reward_shaping", "answers"})
+    run = config.model_dump(mode="json", include={"estimator", "reward_shaping", "answers", "groups"})
     return {
         "run": run,
         "n_votes": settings.n_votes,
         "n_train": settings.n_train,
         "token_stats": use_stats,
         "temperature": settings.temperature,
+        "eval_top_p": settings.eval_top_p,
     }
 
 
@@ -270,29 +300,36 @@ def openrlhf_flags(settings: OpenRLHFSettings, reward_file: Path) -> list[str]:
         "train.num_episodes": settings.episodes,
         "actor.num_nodes": settings.num_nodes,
         "actor.num_gpus_per_node": settings.gpus_per_node,
-        # defaults the user may override under flags:
+        "ckpt.save_steps": settings.save_steps,
+        "ckpt.max_num": settings.keep_checkpoints,
+        "ckpt.best_metric_key": settings.best_checkpoint_metric or "none",
+        # defaults the user may override under flags: TTRL's code (verl/examples/ttrl/aime.sh and its
+        # verl ppo_trainer.yaml defaults) where it states a value, else ttrl's choice
         "ref.num_nodes": settings.num_nodes,
         "ref.num_gpus_per_node": settings.gpus_per_node,
         "vllm.num_engines": gpus,
-        "vllm.tensor_parallel_size": 1,
+        "vllm.tensor_parallel_size": 1,  # TTRL: tensor_model_parallel_size=1
         "train.colocate_all": True,
         "vllm.enable_sleep": True,
         "ds.enable_sleep": True,
-        "vllm.gpu_memory_utilization": 0.6,
-        "algo.kl.init_coef": 0.0,
+        "vllm.gpu_memory_utilization": 0.6,  # ttrl's choice (TTRL: 0.8, without sleep mode)
+        "algo.kl.use_loss": True,  # TTRL: actor.use_kl_loss=True
+        "algo.kl.init_coef": 0.001,  # TTRL: kl_loss_coef 0.001 (verl default), against the reference model
+        "algo.kl.estimator": "k3",  # TTRL: kl_loss_type low_var_kl (verl's clipped k3)
         "rollout.batch_size": DEFAULT_ROLLOUT_BATCH,
         "rollout.micro_batch_size": DEFAULT_ROLLOUT_MICRO_BATCH,
-        "train.batch_size": DEFAULT_ROLLOUT_BATCH * settings.n_train,
-        "train.micro_batch_size": 2,
-        "train.max_epochs": 1,
+        # TTRL: ppo_mini_batch_size=1 prompt (x n responses): one optimizer update per prompt's trained responses
+        "train.batch_size": settings.n_train,
+        "train.micro_batch_size": DEFAULT_TRAIN_MICRO_BATCH,
+        "train.max_epochs": 1,  # TTRL: ppo_epochs=1
+        "actor.adam.weight_decay": 0.01,  # TTRL: optim weight_decay 0.01 (verl default)
+        "actor.lr_warmup_ratio": 0.03,  # TTRL: lr_warmup_steps_ratio=0.03
         "ds.zero_stage": 2,
         "ds.param_dtype": "bf16",
-        "actor.gradient_checkpointing_enable": True,
-        "eval.steps": 5 if settings.eval_data else -1,
+        "actor.gradient_checkpointing_enable": True,  # TTRL: enable_gradient_checkpointing=True
+        "eval.steps": 2 if settings.eval_data else -1,  # TTRL: test_freq=2
         "ckpt.path": str(output / "ckpt"),
         "ckpt.output_dir": str(output / "model"),
-        "ckpt.save_hf": True,
-        "ckpt.save_steps": -1,
         "logger.logging_steps": 1,
         "logger.tensorboard_dir": str(output / "tensorboard"),
     }

@@ -7,15 +7,14 @@ the batch: ``prompts``, ``completions``, ``completion_ids``, every dataset colum
 two slices, so :class:`EstimatorReward` gathers every process's rollouts, scores whole groups (the
 same result on every process) and returns its own slice.
 
-Token statistics come from the policy itself: one no-grad forward pass over prompt + completion,
-logits divided by the sampling temperature, then :func:`ttrl.token_stats.token_statistics` over the
-generated tokens only.
+Grouping, the estimator call, the failure policy and the metrics are the trainer-agnostic group layer
+(:mod:`ttrl.core.groups`). Token statistics come from the policy itself: one no-grad forward pass over
+prompt + completion, then :func:`ttrl.token_stats.response_token_stats` over the generated tokens only,
+at the sampling temperature of the settings.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ttrl.core.data import STAT_FIELDS, TOKEN_FIELDS, Rollout
-from ttrl.core.estimation import EstimationPipeline
-from ttrl.token_stats import token_statistics
-
-from .group_rewards import BatchItem, BatchRewards, estimate_batch, group_summary
+from ttrl.core.groups import GroupEstimator, GroupResult, Response, consecutive_groups
+from ttrl.token_stats import response_token_stats
 
 #: Completions per forward pass when computing token statistics (bounds the [B, T, V] logits).
 STATS_BATCH = 8
@@ -41,50 +37,32 @@ def policy_token_stats(
     temperature: float,
     pad_token_id: int,
 ) -> list[dict[str, np.ndarray]]:
-    """Per-token entropy, self-certainty and log-prob of each completion under ``model`` at ``temperature``."""
+    """Per completion, its token arrays (``token_*`` fields) under ``model`` at ``temperature``."""
     device = next(model.parameters()).device
     out: list[dict[str, np.ndarray]] = []
     for start in range(0, len(completion_ids), STATS_BATCH):
         prompts = prompt_ids[start : start + STATS_BATCH]
         completions = completion_ids[start : start + STATS_BATCH]
-        lengths = [len(p) + len(c) for p, c in zip(prompts, completions)]
-        width = max(lengths)
+        width = max(len(p) + len(c) for p, c in zip(prompts, completions))
         # right padding: each row's positions start at 0, so no position ids are needed
         input_ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long, device=device)
         attention = torch.zeros_like(input_ids)
+        # logits at position t predict token t+1: completion token j is predicted at len(prompt) - 1 + j
+        response = torch.zeros((len(prompts), width), dtype=torch.bool)
+        sampled = torch.zeros((len(prompts), width), dtype=torch.long)
         for row, (p, c) in enumerate(zip(prompts, completions)):
             ids = torch.tensor(list(p) + list(c), dtype=torch.long, device=device)
             input_ids[row, : len(ids)] = ids
             attention[row, : len(ids)] = 1
+            response[row, len(p) - 1 : len(p) - 1 + len(c)] = True
+            sampled[row, len(p) - 1 : len(p) - 1 + len(c)] = torch.tensor(list(c), dtype=torch.long)
         with torch.no_grad():
             logits = model(input_ids=input_ids, attention_mask=attention).logits
-        for row, (p, c) in enumerate(zip(prompts, completions)):
-            if not len(c):
-                out.append({name: np.zeros(0, dtype=np.float64) for name in TOKEN_FIELDS})
-                continue
-            # logits at position t predict token t+1: the completion's tokens are predicted from len(p)-1 on
-            step_logits = logits[row, len(p) - 1 : len(p) - 1 + len(c)]
-            tokens = torch.tensor(list(c), dtype=torch.long, device=device)
-            stats = token_statistics(step_logits, tokens=tokens, temperature=temperature)
-            out.append(
-                {
-                    "token_entropy": stats.entropy.double().cpu().numpy(),
-                    "token_self_certainty": stats.self_certainty.double().cpu().numpy(),
-                    "token_logprob": stats.logprob.double().cpu().numpy(),
-                }
+            out.extend(
+                response_token_stats(logits, response, tokens=sampled.to(device), temperature=temperature)
             )
         del logits
     return out
-
-
-def make_rollout(text: str, token_arrays: dict[str, np.ndarray] | None) -> Rollout:
-    if token_arrays is None:
-        return Rollout(text=text)
-    stats: dict[str, float] = {"num_tokens": float(len(token_arrays["token_entropy"]))}
-    for array_name, mean_name in TOKEN_FIELDS.items():
-        values = token_arrays[array_name]
-        stats[mean_name] = float(values.mean()) if len(values) else math.nan
-    return Rollout(text=text, stats=stats, **token_arrays)
 
 
 @dataclass
@@ -95,31 +73,45 @@ class StepRecord:
     trainer_rewards: list[float | None]
     estimator_rewards: list[float]
     groups: list[dict[str, Any]]
-    metrics: dict[str, float | None]
+    metrics: dict[str, float]
     #: This process's completion token ids, in batch order (what the token statistics were computed on).
     completion_ids: list[list[int]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """One completion of the batch with its prompt's columns: what the processes exchange."""
+
+    group_id: str
+    prompt: str
+    task: str
+    #: The hidden reference answer, for metrics only: it never reaches the estimator.
+    reference: str | None
+    response: Response
+
+
 @dataclass
 class EstimatorReward:
-    """A GRPOTrainer reward function: each call scores whole prompt groups with the pipeline.
+    """A GRPOTrainer reward function: each call scores whole prompt groups through the group layer.
 
     ``bind(trainer)`` must be called after the trainer is built when the estimator needs token
-    statistics (the policy and tokenizer come from it).
+    statistics (the policy and tokenizer come from it). Completions outside a group's trained subset,
+    and every completion of a filtered or unscoreable group, get ``None``: TRL leaves them out of the
+    group's baseline and gives them advantage 0.
     """
 
-    pipeline: EstimationPipeline
-    num_generations: int
+    groups: GroupEstimator
     temperature: float
-    #: Completions per group trained on when the estimate names no train_indices (None: all).
-    n_train: int | None = None
     history: list[StepRecord] = field(default_factory=list)
     trainer: Any = None
     __name__: str = "ttrl"
 
     def __post_init__(self) -> None:
-        self.__name__ = f"ttrl_{self.pipeline.estimator.name}"
-        self.needs_stats = bool(self.pipeline.requires & (set(STAT_FIELDS) | set(TOKEN_FIELDS)))
+        self.__name__ = f"ttrl_{self.groups.pipeline.estimator.name}"
+
+    @property
+    def needs_stats(self) -> bool:
+        return bool(self.groups.stats_needed)
 
     def bind(self, trainer: Any) -> None:
         self.trainer = trainer
@@ -155,40 +147,42 @@ class EstimatorReward:
         arrays = self._token_arrays(list(prompts), completion_ids)
         references = reference if reference is not None else [None] * len(prompts)
         local = [
-            BatchItem(group_id=g, prompt=p, rollout=make_rollout(c, a), task=t, reference=r)
-            for g, p, c, a, t, r in zip(group_id, prompts, completions, arrays, task, references, strict=True)
+            _Item(g, p, t, r, Response(text=c, token_stats=a, num_tokens=len(ids)))
+            for g, p, c, a, t, r, ids in zip(group_id, prompts, completions, arrays, task, references, completion_ids, strict=True)
         ]
         everything, offset = gather_items(local)
-        result = estimate_batch(self.pipeline, everything, self.num_generations, self.n_train)
-        self._record(result, trainer_state, log_metric)
+        results = []
+        for block in consecutive_groups([item.group_id for item in everything], self.groups.n_votes):
+            first = everything[block.start]
+            results.append(
+                self.groups.estimate(
+                    first.group_id, first.prompt, [everything[i].response for i in block],
+                    reference=first.reference, task=first.task,
+                )
+            )
+        trainer_rewards = [r for result in results for r in result.trainer_rewards()]
+        self._record(results, self.groups.step_metrics(), trainer_state, log_metric)
         self.history[-1].completion_ids = completion_ids
-        return result.trainer_rewards[offset : offset + len(local)]
+        return trainer_rewards[offset : offset + len(local)]
 
-    def _record(self, result: BatchRewards, trainer_state: Any, log_metric: Any) -> None:
+    def _record(self, results: list[GroupResult], metrics: dict[str, float], trainer_state: Any, log_metric: Any) -> None:
+        # unscoreable groups are reported (and counted in failed_groups) by the group layer itself
         step = int(getattr(trainer_state, "global_step", len(self.history)))
-        for reason in result.failures:
-            warnings.warn(f"step {step + 1}: group skipped (no reward, advantage 0): {reason}", stacklevel=2)
         self.history.append(
             StepRecord(
                 step=step,
-                trainer_rewards=list(result.trainer_rewards),
-                estimator_rewards=list(result.estimator_rewards),
-                groups=[group_summary(g) for g in result.groups],
-                metrics=dict(result.metrics),
+                trainer_rewards=[r for result in results for r in result.trainer_rewards()],
+                estimator_rewards=[r for result in results for r in result.rewards],
+                groups=[result.summary() for result in results],
+                metrics=dict(metrics),
             )
         )
-        if log_metric is None:
-            return
-        for name, value in result.metrics.items():
-            if value is not None:
+        if log_metric is not None:
+            for name, value in metrics.items():
                 log_metric(f"ttrl/{name}", float(value))
-        log_metric("ttrl/failed_groups", float(len(result.failures)))
-        scored = [r for r in result.estimator_rewards if not math.isnan(r)]
-        if scored:
-            log_metric("ttrl/estimator_reward_mean", float(np.mean(scored)))
 
 
-def gather_items(local: list[BatchItem]) -> tuple[list[BatchItem], int]:
+def gather_items(local: list[_Item]) -> tuple[list[_Item], int]:
     """All processes' items in process order, and where this process's slice starts.
 
     TRL concatenates the processes' rewards in process order before normalising per group, so the

@@ -45,6 +45,7 @@ def describe(run: PreparedRun) -> dict[str, Any]:
         "model": run.settings.model,
         "num_generations": run.settings.num_generations,
         "n_train": run.settings.n_train,
+        "groups": run.groups.model_dump(),
         "problems": run.settings.problems.model_dump(),
         "heldout": None if run.settings.heldout is None else run.settings.heldout.model_dump(),
         "grpo_config": run.grpo_kwargs,
@@ -130,6 +131,8 @@ def build_trainer(run: PreparedRun, model: Any, tokenizer: Any, ref: Any, rows: 
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    from ttrl.core.groups import GroupEstimator
+
     from .binding import EstimatorReward
 
     kwargs = dict(run.grpo_kwargs)
@@ -138,9 +141,11 @@ def build_trainer(run: PreparedRun, model: Any, tokenizer: Any, ref: Any, rows: 
         # needs its file name, and nothing may be downloaded
         kwargs.setdefault("model_init_kwargs", {**ref.from_pretrained_kwargs(), "dtype": run.settings.dtype})
     args = make_grpo_config(GRPOConfig, kwargs)
-    reward = EstimatorReward(
-        run.pipeline, run.settings.num_generations, run.settings.temperature, n_train=run.settings.n_train
+    groups = GroupEstimator(
+        run.pipeline, n_votes=run.settings.num_generations, n_train=run.settings.n_train,
+        on_failure=run.groups.on_failure,
     )
+    reward = EstimatorReward(groups, temperature=run.settings.temperature)
     trainer = GRPOTrainer(
         model=trainable(model),
         reward_funcs=[reward],
@@ -227,7 +232,7 @@ def train(run: PreparedRun) -> dict[str, Any]:
             {
                 "step": record.step + 1,
                 "reward_mean_logged_by_trl": log.get("reward"),
-                "estimator_reward_mean": _nanmean(record.estimator_rewards),
+                "reward_mean": record.metrics.get("reward_mean"),
                 "loss": log.get("loss"),
                 "metrics": record.metrics,
                 "groups": record.groups,
@@ -254,19 +259,14 @@ def train(run: PreparedRun) -> dict[str, Any]:
     return summary
 
 
-def _nanmean(values: list[float]) -> float | None:
-    scored = [v for v in values if v == v]
-    return sum(scored) / len(scored) if scored else None
-
-
 def print_summary(summary: dict[str, Any], out_dir: str) -> None:
     _say("")
-    _say("step  reward*  label_acc  reward_acc  majority_ratio  pairwise_acc   (*estimator's mean over all rollouts)")
+    _say("step  reward*  label_acc  reward_acc  majority_ratio  pairwise_acc   (*mean over the trained groups' rollouts)")
     for s in summary["steps"]:
         m = s["metrics"]
         fmt = lambda v: "   -  " if v is None else f"{v:6.3f}"  # noqa: E731
         _say(
-            f"{s['step']:>4}  {fmt(s['estimator_reward_mean'])}   {fmt(m.get('label_accuracy'))}     "
+            f"{s['step']:>4}  {fmt(s['reward_mean'])}   {fmt(m.get('label_accuracy'))}     "
             f"{fmt(m.get('reward_accuracy'))}      {fmt(m.get('majority_ratio'))}       {fmt(m.get('pairwise_accuracy'))}"
         )
     p = summary["pass_at_1"]

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ttrl.core.config import RunConfig, format_validation_error
-from ttrl.core.data import STAT_FIELDS, TOKEN_FIELDS
+from ttrl.core.config import GroupSettings, RunConfig, format_validation_error
 from ttrl.core.errors import OptionError, UserError
 from ttrl.core.estimation import EstimationPipeline
+from ttrl.core.groups import TRAINER_INPUTS, bind_train_size
 from ttrl.core.registry import ANSWERS, Registry
 
 #: TRL releases whose GRPOTrainer behaves as this adapter relies on: reward functions get the dataset
@@ -27,7 +27,7 @@ from ttrl.core.registry import ANSWERS, Registry
 #: a completion out of its group's baseline with advantage 0.
 SUPPORTED_TRL = ((1, 0), (2, 0))
 #: Inputs this adapter computes for every completion (answers by extraction, the rest from the policy's logits).
-PROVIDED_INPUTS = frozenset({ANSWERS, *STAT_FIELDS, *TOKEN_FIELDS})
+PROVIDED_INPUTS = TRAINER_INPUTS
 
 
 class ProblemSet(BaseModel):
@@ -44,7 +44,7 @@ class TrlSettings(BaseModel):
     """``trl:``: the model, the problems, and GRPO settings mapped onto TRL's ``GRPOConfig``.
 
     Defaults follow the TTRL paper where it has one (64 votes per prompt, peak learning rate 5e-7 with a
-    cosine schedule, sampling temperature 0.6, 3072 new tokens); the CPU example overrides the sizes.
+    cosine schedule, sampling temperature 1.0, 3072 new tokens); the CPU example overrides the sizes.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -75,12 +75,15 @@ class TrlSettings(BaseModel):
     warmup_steps: float = Field(
         0, ge=0, description="Learning-rate warmup: a number of steps, or a fraction of all steps when below 1."
     )
-    temperature: float = Field(0.6, gt=0, description="Sampling temperature; token statistics use the same one.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature (TTRL: 1.0); token statistics use the same one.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
     max_completion_length: int = Field(3072, ge=1, description="Maximum new tokens per completion (TTRL: 3072).")
     beta: float = Field(0.0, ge=0, description="KL coefficient against the initial policy; 0 loads no reference model.")
     seed: int = Field(0, description="Seed for sampling and the data order.")
-    output_dir: str = Field("runs/trl", description="Where the summary (and the model, with save_model) go; relative to the working directory.")
+    output_dir: str = Field(
+        "runs/trl",
+        description="Where the summary (and the model, with save_model) go; relative to the run config's folder.",
+    )
     save_model: bool = Field(False, description="Save the trained model to output_dir/model.")
     grpo_args: dict[str, Any] = Field(
         default_factory=dict,
@@ -123,6 +126,7 @@ class PreparedRun:
     grpo_kwargs: dict[str, Any]
     trl_version: str
     config_path: Path
+    groups: GroupSettings = field(default_factory=GroupSettings)
 
 
 def check_trl_version(version: str | None) -> str:
@@ -170,43 +174,6 @@ def _check_inputs(pipeline: EstimationPipeline, config: RunConfig) -> None:
             f"token statistics {', '.join(sorted(PROVIDED_INPUTS - {ANSWERS}))} from the policy's logits. "
             "Choose an estimator that needs only these."
         )
-
-
-def _bind_train_size(config: RunConfig, registry: Registry, settings: TrlSettings) -> RunConfig:
-    """Check ``n_train <= num_generations`` and hand ``trl.n_train`` to an estimator that has that option."""
-    spec = config.estimator
-    given = spec.options.get("n_train") if spec is not None else None
-    if settings.n_train is not None and settings.n_train > settings.num_generations:
-        where = config.locate(("trl", "n_train"))
-        raise OptionError(
-            f"trl.n_train ({settings.n_train})" + (f" at {where}" if where else "")
-            + f" is larger than trl.num_generations ({settings.num_generations}): the trained completions are a "
-            "subset of the voting ones (TTRL: 64 votes, 32 trained). Lower n_train or raise num_generations."
-        )
-    if isinstance(given, int) and given > settings.num_generations:
-        where = config.locate(("estimator", "options", "n_train"))
-        raise OptionError(
-            f"Estimator {spec.name!r} option n_train={given}" + (f" ({where})" if where else "")
-            + f" is larger than trl.num_generations={settings.num_generations}, the number of completions that vote. "
-            "It must train on at most as many completions as it votes over (TTRL: 64 votes, 32 trained): lower "
-            "n_train or raise num_generations."
-        )
-    if settings.n_train is None or spec is None:
-        return config
-    info = registry.estimators.get(spec.name)
-    if info.options is None or "n_train" not in info.options.model_fields:
-        return config
-    if given is not None and given != settings.n_train:
-        where = config.locate(("estimator", "options", "n_train"))
-        raise OptionError(
-            f"estimator.options.n_train is {given} but trl.n_train is {settings.n_train}"
-            + (f" ({where})" if where else "") + ". Set the train size once, in the trl: section."
-        )
-    bound = config.model_copy(
-        update={"estimator": spec.model_copy(update={"options": {**spec.options, "n_train": settings.n_train}})}
-    )
-    bound._locator = config._locator
-    return bound
 
 
 def _grpo_kwargs(settings: TrlSettings, config: RunConfig) -> dict[str, Any]:
@@ -260,10 +227,16 @@ def check_grpo_fields(kwargs: dict[str, Any], fields: set[str], config: RunConfi
 def prepare(config: RunConfig, registry: Registry, *, config_path: Path, trl_version: str | None) -> PreparedRun:
     """Every check that does not need torch: settings, estimator, inputs, vote split, TRL version."""
     settings = parse_settings(config)
+    output = Path(settings.output_dir).expanduser()
+    if not output.is_absolute():  # like every path in a run config: relative to the config's folder
+        settings = settings.model_copy(update={"output_dir": str((Path(config_path).resolve().parent / output).resolve())})
     if config.estimator is None:
         raise OptionError(f"Run config {config_path} selects no estimator. Add `estimator: {{name: majority_vote}}`.")
-    config = _bind_train_size(config, registry, settings)
+    config = bind_train_size(
+        config, registry, n_votes=settings.num_generations, n_train=settings.n_train, section="trl",
+        votes_key="num_generations",
+    )
     pipeline = EstimationPipeline.from_config(config, registry)
     _check_inputs(pipeline, config)
     version = check_trl_version(trl_version)
-    return PreparedRun(settings, pipeline, _grpo_kwargs(settings, config), version, config_path)
+    return PreparedRun(settings, pipeline, _grpo_kwargs(settings, config), version, config_path, config.groups)

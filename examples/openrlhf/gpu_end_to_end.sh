@@ -4,12 +4,12 @@
 #
 #   examples/openrlhf/gpu_end_to_end.sh [--dry-run]
 #
-# Needs: 1+ NVIDIA GPU, `pip install 'openrlhf[vllm]==0.11.*' 'ttrl[openrlhf]'`, and the model already on
+# Needs: 1 to 8 NVIDIA GPUs on one node, `pip install 'openrlhf[vllm]==0.11.2' 'ttrl[openrlhf]'`, and the model already on
 # local disk (nothing is downloaded: HF_HUB_OFFLINE=1). Environment:
 #   MODEL      local directory or cached id   (default Qwen/Qwen2.5-Math-1.5B)
 #   DATA       prompt file {"prompt","answer"} (default ../shared/data/ttrl/MATH-L1-TTT.json beside the repo)
 #   ESTIMATOR  majority_vote | entropy | self_certainty | dare   (default majority_vote)
-#   GPUS       GPUs to use                    (default 1)
+#   GPUS       GPUs on this node: 1 to 8      (default 1; batch sizes scale with it)
 #   OUT        output folder                  (default /tmp/ttrl-openrlhf-e2e)
 # With --dry-run it only prints the resolved OpenRLHF command (no GPU needed).
 set -euo pipefail
@@ -33,7 +33,11 @@ if [[ -z "$DRY_RUN" ]]; then
   python -c "import vllm, deepspeed, flash_attn" || { echo "install openrlhf[vllm] with CUDA first" >&2; exit 1; }
 fi
 
-# A small, fast configuration: 8 votes / 4 trained, 512 new tokens, 16 prompts, one episode.
+# A small, fast configuration: 8 votes / 4 trained, 512 new tokens, one episode of 4 steps with an
+# evaluation every 2. OpenRLHF needs at least one micro-batch of trained responses per GPU and a train
+# batch that is a whole number of micro-batches on every GPU, so both grow with GPUS.
+PROMPTS=$(( GPUS * ((4 + GPUS - 1) / GPUS) ))   # prompts per step: at least 4, a multiple of GPUS
+TRAIN_BATCH=$(( 2 * GPUS ))                      # one micro-batch of 2 per GPU per optimizer update
 cat > "$OUT/run.yaml" <<YAML
 trainer: openrlhf
 estimator:
@@ -52,11 +56,12 @@ openrlhf:
   episodes: 1
   gpus_per_node: $GPUS
   output_dir: $OUT
+  save_steps: 2
   flags:
-    data.max_samples: 16
-    rollout.batch_size: 4
-    rollout.micro_batch_size: 4
-    train.batch_size: 16
+    data.max_samples: $(( 4 * PROMPTS ))
+    rollout.batch_size: $PROMPTS
+    rollout.micro_batch_size: 2
+    train.batch_size: $TRAIN_BATCH
     train.micro_batch_size: 2
     eval.steps: 2
     vllm.enforce_eager: true
@@ -71,7 +76,7 @@ status=${PIPESTATUS[0]}
 [[ $status -eq 0 ]] || { echo "training failed (exit $status), see $OUT/train.log" >&2; exit "$status"; }
 
 # OpenRLHF logs every step's status; ttrl's metrics ride in it (Experience.info -> ttrl/...).
-for key in "ttrl/groups" "ttrl/ground_truth_ratio" "eval_"; do
+for key in "ttrl/groups" "ttrl/failed_groups" "ttrl/majority_ratio" "ttrl/ground_truth_ratio" "eval_"; do
   grep -q "$key" "$OUT/train.log" || { echo "missing '$key' in $OUT/train.log" >&2; exit 1; }
 done
 if [[ "$ESTIMATOR" == "majority_vote" ]]; then
