@@ -543,7 +543,7 @@ def test_trainer_step_scores_groups_from_transfer_queue_and_verl_computes_advant
         n = int(lengths[row])
         samples.append({
             "uid": data.non_tensor_batch["uid"][row],
-            "prompts": torch.tensor([1, 2, 3]),
+            "prompts": torch.tensor(tokenizer(groups[row // 8]["prompt"], add_special_tokens=False).input_ids),
             "responses": data.batch["responses"][row, :n],
             "response_mask": torch.ones(n, dtype=torch.int64),
             "loss_mask": torch.ones(n, dtype=torch.int64),

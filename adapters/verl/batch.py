@@ -21,7 +21,7 @@ group, ordered by the sample index verl puts in its keys (``{uid}_{sample}_{outp
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -101,12 +101,14 @@ def score_batch(
     *,
     keys: Sequence[str] | None = None,
     padding: Sequence[bool] | None = None,
+    prompt_of: Callable[[int], str] | None = None,
 ) -> BatchScores:
     """Run the group layer on every ``uid`` group of a verl ``DataProto``.
 
     ``decode(token_ids) -> str`` turns a response's valid tokens into text (the tokenizer's
     ``decode(..., skip_special_tokens=True)``); ``padding[i]`` marks rows verl added to make the
-    batch divisible (they belong to no prompt and are never trained on).
+    batch divisible (they belong to no prompt and are never trained on); ``prompt_of(row)`` gives
+    the prompt's text (decoded once per group).
     """
     responses = data.batch["responses"]
     mask = data.batch["response_mask"]
@@ -135,7 +137,8 @@ def score_batch(
             )
             for row in rows
         ]
-        result = estimator.estimate(uid, "", group, reference=_ground_truth(data, rows[0]))
+        prompt = prompt_of(rows[0]) if prompt_of is not None else ""
+        result = estimator.estimate(uid, prompt, group, reference=_ground_truth(data, rows[0]))
         results[uid] = result
         for position in result.train_indices:
             row = rows[position]

@@ -59,10 +59,11 @@ class TTRLTrainer(PPOTrainerSync):
 
     def _compute_advantage(self, batch, metrics: dict):
         needed = self.ttrl_estimator.stats_needed
-        fields = ["uid", "responses", "response_mask", "loss_mask", "reward_model"]
+        fields = ["uid", "prompts", "responses", "response_mask", "loss_mask", "reward_model"]
         fields += verl_fields(needed)
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         nested_mask = data["response_mask"]
+        prompts = data.pop("prompts").unbind()
         # non-tensor fields come back as a LinkedList, NonTensorStack or array depending on the
         # TransferQueue backend; list(...) reads each of them as one item per sample
         non_tensor = {}
@@ -79,7 +80,10 @@ class TTRLTrainer(PPOTrainerSync):
         def decode(ids: torch.Tensor) -> str:
             return self.tokenizer.decode(ids.tolist(), skip_special_tokens=True)
 
-        scores = score_batch(proto, self.ttrl_estimator, decode, keys=list(batch.keys), padding=padding)
+        scores = score_batch(
+            proto, self.ttrl_estimator, decode, keys=list(batch.keys), padding=padding,
+            prompt_of=lambda row: decode(prompts[row]),
+        )
         keep = scores.train_mask.unsqueeze(-1)
         write_back = {
             "rm_scores": response_to_nested(scores.token_level_scores, nested_mask),
