@@ -437,7 +437,8 @@ def test_ttrl_format_prompts_become_verl_rows_verls_dataset_reads(tmp_path, smol
     from ttrl.adapters.verl.data import plan_prompt_file, write_converted
 
     source = tmp_path / "AIME.json"
-    source.write_text(json.dumps([{"prompt": "Find x.", "answer": "\\frac{1}{2}", "source": "aime24", "id": "a/1"}]))
+    source.write_text(json.dumps([{"prompt": "Find x.", "answer": "\\frac{1}{2}", "source": "aime24", "id": "a/1"},
+                                  {"prompt": "Unlabeled: find y."}]))
     planned = plan_prompt_file(source, tmp_path / "out")
     assert planned.converted and not planned.target.exists()
     write_converted(planned, "train")
@@ -450,7 +451,8 @@ def test_ttrl_format_prompts_become_verl_rows_verls_dataset_reads(tmp_path, smol
                                "truncation": "error", "return_raw_chat": True})
     dataset = RLHFDataset(data_files=[str(planned.target)], tokenizer=tokenizer, config=config)
     item = dataset[0]
-    assert len(dataset) == 1 and item["reward_model"]["ground_truth"] == "\\frac{1}{2}"
+    assert len(dataset) == 2 and item["reward_model"]["ground_truth"] == "\\frac{1}{2}"
+    assert dataset[1]["reward_model"]["ground_truth"] is None  # label-free rows train all the same
     assert item["raw_prompt"] == [{"role": "user", "content": "Find x."}]
 
 
@@ -617,3 +619,25 @@ def test_gpu_end_to_end_script_dry_runs(tmp_path, shared_data):
     cfg = resolved(result.stdout)
     assert cfg["actor_rollout_ref"]["rollout"]["n"] == 8 and cfg["ttrl"]["n_train"] == 4
     assert cfg["trainer"]["total_training_steps"] == 3
+
+
+def test_verls_own_entry_point_reads_the_generated_config(tmp_path):
+    """The file `ttrl train` writes is what `python -m verl.trainer.main_ppo --config-path --config-name`
+    composes (Hydra's --cfg job prints it and starts nothing), with the converted data in place."""
+    from ttrl.adapters.verl import CONFIG_NAME, ENTRY_MODULE, plan, write_run_files
+    from ttrl.adapters.verl.compose import compose_verl_config, to_yaml
+    from ttrl.core.config import load_run_config
+
+    path = write_config(tmp_path, "  output_dir: out\n")
+    config = load_run_config(path)
+    settings, values, prompt_files = plan(config, config_path=path)
+    written = write_run_files(Path(settings.output_dir), to_yaml(compose_verl_config(values, config)), prompt_files)
+    result = subprocess.run(
+        [sys.executable, "-m", ENTRY_MODULE, f"--config-path={written.parent}", f"--config-name={CONFIG_NAME}", "--cfg", "job"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    cfg = yaml.safe_load(result.stdout)
+    assert cfg["trainer"]["v1"]["trainer_mode"] == "ttrl" and cfg["ttrl"]["n_votes"] == 64
+    train_file = Path(cfg["data"]["train_files"][0])
+    assert train_file.parent == tmp_path / "out" / "data" and json.loads(train_file.read_text())["prompt"][0]["role"] == "user"

@@ -73,6 +73,16 @@ def command(output_dir: Path) -> list[str]:
     return [sys.executable, "-m", ENTRY_MODULE, f"--config-path={output_dir}", f"--config-name={CONFIG_NAME}"]
 
 
+def write_run_files(output: Path, config_text: str, prompt_files: list[tuple[PromptFile, str]]) -> Path:
+    """The converted prompt files and ``OUTPUT_DIR/ttrl_verl_config.yaml``: what verl's entry point reads."""
+    output.mkdir(parents=True, exist_ok=True)
+    for prompt_file, split in prompt_files:
+        write_converted(prompt_file, split)
+    path = output / f"{CONFIG_NAME}.yaml"
+    path.write_text(config_text, encoding="utf-8")
+    return path
+
+
 def launch(config: RunConfig, *, config_path: Path, dry_run: bool) -> int:
     """Validate, then run verl (or, with ``dry_run``, print the resolved verl config). Returns an exit status."""
     settings, values, prompt_files = plan(config, config_path=config_path)
@@ -99,9 +109,6 @@ def launch(config: RunConfig, *, config_path: Path, dry_run: bool) -> int:
         print("# " + " ".join(command(output)))
         print(text, end="")
         return 0
-    output.mkdir(parents=True, exist_ok=True)
-    for prompt_file, split in prompt_files:
-        write_converted(prompt_file, split)
-    (output / f"{CONFIG_NAME}.yaml").write_text(text, encoding="utf-8")
+    write_run_files(output, text, prompt_files)
     env = {**os.environ, "RAY_ADDRESS": settings.ray_address} if settings.ray_address else None
     return subprocess.run(command(output), check=False, env=env).returncode

@@ -3,7 +3,8 @@
 verl's ``RLHFDataset`` reads parquet or JSON Lines rows of the form
 ``{"data_source", "prompt": [{"role": "user", "content": ...}], "reward_model": {"ground_truth": ...}, ...}``
 (TTRL's own ``verl/data/preprocess.py`` writes the same fields). TTRL's data sets, as the project
-keeps them, are a JSON array of ``{"prompt", "answer", "source", "id"}``. A file whose rows have a
+keeps them, are a JSON array of ``{"prompt", "answer", "source", "id"}`` (only ``prompt`` is
+required: label-free data has no answer). A file whose rows have a
 string ``prompt`` is converted into ``<output_dir>/data/<name>.verl.jsonl`` when training starts;
 parquet files and rows that already hold a message list are passed to verl unchanged.
 """
@@ -56,7 +57,9 @@ def verl_row(row: dict[str, Any], *, index: int, split: str, default_source: str
         "data_source": source,
         "prompt": [{"role": "user", "content": row["prompt"]}],
         "ability": "math",
-        "reward_model": {"style": "rule", "ground_truth": str(row["answer"])},
+        # without an answer the prompt is still trained on (the estimator never sees labels); it is
+        # only left out of the label metrics and scores 0 in validation
+        "reward_model": {"style": "rule", "ground_truth": None if row.get("answer") is None else str(row["answer"])},
         "extra_info": {"split": split, "index": index, "id": str(row.get("id", f"{source}-{index}"))},
     }
 
@@ -71,10 +74,10 @@ def plan_prompt_file(path: Path, output_dir: Path) -> PromptFile:
     if all(isinstance(row, dict) and isinstance(row.get("prompt"), list) for row in rows):
         return PromptFile(path, path)  # already verl's message format
     for i, row in enumerate(rows):
-        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or row.get("answer") is None:
+        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
             raise UserError(
-                f"{path}: prompt {i} is not a {{\"prompt\": str, \"answer\": ...}} object (TTRL's format) nor a verl "
-                "row with a message list; fix that row or convert the file to verl's format."
+                f"{path}: prompt {i} is not a {{\"prompt\": str, \"answer\": ...}} object (TTRL's format; the answer "
+                "is optional) nor a verl row with a message list; fix that row or convert the file to verl's format."
             )
     return PromptFile(path, output_dir / "data" / f"{path.stem}.verl.jsonl")
 

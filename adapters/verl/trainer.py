@@ -31,6 +31,7 @@ from .batch import (
     step_metrics,
     verl_fields,
 )
+from .settings import check_version
 from .spec import TRAINER_MODE, build_estimator
 
 __all__ = ["TTRLTrainer"]
@@ -43,6 +44,7 @@ class TTRLTrainer(PPOTrainerSync):
     """``PPOTrainerSync`` whose rewards come from a ttrl estimator over each prompt's responses."""
 
     def __init__(self, config):
+        check_version(required=True)  # in verl's own process too: `ttrl train` may not have started it
         # verl found this class by trainer_mode=ttrl; from here on it must run exactly as "sync" does:
         # PPOTrainer reads trainer_mode to pick the replay buffer, refill and checkpoint behaviour, and
         # treats every mode other than "sync" as asynchronous.
