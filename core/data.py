@@ -125,3 +125,8 @@ class Estimate:
     #: Rollouts a trainer should train on (TTRL votes over 64 samples and trains on 32 of them);
     #: ``None`` means all. Rewards are still given for every rollout.
     train_indices: list[int] | None = None
+
+    @classmethod
+    def failure(cls, num_rollouts: int, reason: str) -> Estimate:
+        """What a group gets when its estimator failed on it: no label, every reward 0, the reason."""
+        return cls(rewards=[0.0] * num_rollouts, label=None, diagnostics={"error": reason})

@@ -378,6 +378,34 @@ class GroupEstimator:
             logger.warning("ttrl: group %r gives no learning signal: %s", group_id, result.reason)
         return result
 
+    def estimate_batch(
+        self,
+        group_ids: Sequence[str],
+        prompts: Sequence[str],
+        responses: Sequence[Response],
+        *,
+        references: Sequence[str | None] | None = None,
+        tasks: Sequence[str | None] | None = None,
+        keys: Sequence[Hashable] | None = None,
+    ) -> list[GroupResult]:
+        """:meth:`estimate` for each prompt group of a flat trainer batch, in batch order.
+
+        The batch holds whole groups of ``n_votes`` consecutive responses (checked with
+        :func:`consecutive_groups` on ``keys``, by default ``group_ids``); each group's id, prompt,
+        reference and task are those of its first response.
+        """
+        results = []
+        for block in consecutive_groups(list(keys if keys is not None else group_ids), self.n_votes):
+            first = block.start
+            results.append(
+                self.estimate(
+                    group_ids[first], prompts[first], [responses[i] for i in block],
+                    reference=None if references is None else references[first],
+                    task=None if tasks is None else tasks[first],
+                )
+            )
+        return results
+
     def _estimate(self, group: RolloutGroup, reference: str | None) -> GroupResult:
         pipeline = self.pipeline
         try:

@@ -32,13 +32,15 @@ class GroupTruth:
     correct: tuple[bool, ...]
     reference: str
     task: str
+    #: Whether each answer class (``classes.representatives[k]``) is correct; empty when not known.
+    class_correct: tuple[bool, ...] = ()
 
 
 def grade_group(engine: AnswerEngine, classes: AnswerClasses, reference: str, task: str) -> GroupTruth:
     """Correctness of every rollout: one equivalence check per answer class, not per rollout."""
-    class_correct = [engine.equivalent(rep, reference, task) for rep in classes.representatives]
-    correct = tuple(bool(c >= 0 and class_correct[c]) for c in classes.class_ids)
-    return GroupTruth(correct=correct, reference=reference, task=task)
+    class_correct = tuple(bool(engine.equivalent(rep, reference, task)) for rep in classes.representatives)
+    correct = tuple(c >= 0 and class_correct[c] for c in classes.class_ids)
+    return GroupTruth(correct=correct, reference=reference, task=task, class_correct=class_correct)
 
 
 def label_support(engine: AnswerEngine, classes: AnswerClasses, label: str | None, task: str) -> int | None:
@@ -53,6 +55,21 @@ def label_support(engine: AnswerEngine, classes: AnswerClasses, label: str | Non
         if engine.equivalent(rep, label, task):
             return sizes[k]
     return 0
+
+
+def label_facts(engine: AnswerEngine, classes: AnswerClasses, truth: GroupTruth,
+                label: str | None) -> tuple[bool | None, int | None]:
+    """Whether ``label`` is equivalent to the reference, and the size of its answer class.
+
+    A label that is one of the classes' representatives (as voting labels are) needs no equivalence
+    check: grading already decided each class's correctness.
+    """
+    if label is None:
+        return None, None
+    if truth.class_correct and label in classes.representatives:
+        k = classes.representatives.index(label)
+        return truth.class_correct[k], classes.sizes()[k]
+    return engine.equivalent(label, truth.reference, truth.task), label_support(engine, classes, label, truth.task)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +87,61 @@ class GroupScore:
     num_rollouts: int | None = None
 
 
+#: The fields of :class:`GroupScore` that depend only on the rollouts' correctness, not on an estimate:
+#: the same for every estimator, so the bench computes them once per group.
+TRUTH_FIELDS = ("ground_truth_ratio", "pass_at_n", "pair_count", "num_rollouts")
+#: The fields of :class:`GroupScore` that depend on an estimate.
+ESTIMATE_FIELDS = ("label_accuracy", "reward_accuracy", "majority_ratio", "pair_wins")
+
+
+def truth_facts(correct: Sequence[bool]) -> dict[str, float | int]:
+    """The :data:`TRUTH_FIELDS` of one group."""
+    n = len(correct)
+    k = sum(map(bool, correct))
+    return {"ground_truth_ratio": k / n if n else 0.0, "pass_at_n": float(k > 0), "pair_count": k * (n - k),
+            "num_rollouts": n}
+
+
+def pair_wins(rewards: np.ndarray, correct: np.ndarray) -> float:
+    """Over all (correct, incorrect) pairs, how many the correct rollout wins: 1 when its reward is
+    higher, 1/2 when equal (a pair counts when correct − incorrect is > 0 or == 0, so a NaN reward,
+    or two equal infinities, count nothing).
+
+    From ranks: after sorting the incorrect rewards once, each correct reward's wins and ties are two
+    binary searches, so a group costs O(N log N) time and O(N) memory (not an N x N matrix).
+    """
+    pos = rewards[correct]
+    neg = np.sort(rewards[~correct])  # NaN sorts last: never below or equal to a number
+    if not pos.size or not neg.size:
+        return 0.0
+    pos = pos[~np.isnan(pos)]  # searchsorted would place a NaN above everything
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    ties[np.isinf(pos)] = 0  # inf - inf is NaN: not a tie
+    return float(int(below.sum()) + 0.5 * int(ties.sum()))
+
+
+def estimate_facts(
+    rewards: Sequence[float],
+    correct: Sequence[bool],
+    *,
+    label: str | None,
+    label_correct: bool | None,
+    label_size: int | None,
+) -> dict[str, float | None]:
+    """The :data:`ESTIMATE_FIELDS` of one estimate of one group."""
+    n = len(correct)
+    r = np.asarray(rewards, dtype=np.float64)
+    truth = np.asarray(correct, dtype=bool)
+    binary = bool(np.all((r == 0.0) | (r == 1.0)))
+    return {
+        "label_accuracy": None if label is None else float(bool(label_correct)),
+        "reward_accuracy": float(np.mean(r == truth.astype(np.float64))) if binary and n else None,
+        "majority_ratio": None if label is None or not n else (label_size or 0) / n,
+        "pair_wins": pair_wins(r, truth),
+    }
+
+
 def score_group(
     rewards: Sequence[float],
     correct: Sequence[bool],
@@ -79,28 +151,8 @@ def score_group(
     label_size: int | None,
 ) -> GroupScore:
     """Score one group's estimated rewards against the rollouts' true correctness."""
-    n = len(correct)
-    r = np.asarray(rewards, dtype=np.float64)
-    truth = np.asarray(correct, dtype=bool)
-    binary = bool(np.all((r == 0.0) | (r == 1.0)))
-    reward_accuracy = float(np.mean(r == truth.astype(np.float64))) if binary and n else None
-    pos, neg = r[truth], r[~truth]
-    if pos.size and neg.size:
-        diff = pos[:, None] - neg[None, :]
-        wins = float(np.sum(diff > 0) + 0.5 * np.sum(diff == 0))
-        count = int(pos.size * neg.size)
-    else:
-        wins, count = 0.0, 0
-    return GroupScore(
-        label_accuracy=None if label is None else float(bool(label_correct)),
-        reward_accuracy=reward_accuracy,
-        majority_ratio=None if label is None or not n else (label_size or 0) / n,
-        ground_truth_ratio=float(truth.mean()) if n else 0.0,
-        pass_at_n=float(truth.any()),
-        pair_wins=wins,
-        pair_count=count,
-        num_rollouts=n,
-    )
+    return GroupScore(**truth_facts(correct),
+                      **estimate_facts(rewards, correct, label=label, label_correct=label_correct, label_size=label_size))
 
 
 @dataclass
@@ -142,10 +194,5 @@ def evaluate_group(
     label: str | None,
 ) -> GroupScore:
     """Convenience for trainers: score one estimate given the group's answer classes and truth."""
-    return score_group(
-        rewards,
-        truth.correct,
-        label=label,
-        label_correct=None if label is None else engine.equivalent(label, truth.reference, truth.task),
-        label_size=label_support(engine, classes, label, truth.task),
-    )
+    label_correct, label_size = label_facts(engine, classes, truth, label)
+    return score_group(rewards, truth.correct, label=label, label_correct=label_correct, label_size=label_size)

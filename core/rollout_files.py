@@ -215,7 +215,7 @@ def write_rollout_file(path: str | Path, records: Iterable[GroupRecord], *, appe
     count = 0
     with Path(path).open("a" if append else "w", encoding="utf-8") as handle:
         for record in records:
-            handle.write(_dumps(record_to_json(record)) + "\n")
+            write_json_line(handle, record_to_json(record))
             count += 1
     return count
 
@@ -252,3 +252,16 @@ def _clean_json(value: Any) -> Any:
 
 def write_json_line(handle: IO[str], obj: Any) -> None:
     handle.write(_dumps(_clean_json(obj)) + "\n")
+
+
+def drop_partial_last_line(path: str | Path) -> None:
+    """Drop a partial last line left by a process killed mid-write, so that lines appended next stay whole."""
+    with Path(path).open("rb+") as handle:
+        size = handle.seek(0, 2)
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        handle.seek(0)
+        handle.truncate(handle.read().rfind(b"\n") + 1)

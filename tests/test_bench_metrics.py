@@ -25,9 +25,10 @@ import pytest
 from ttrl.core.config import ComponentSpec, RunConfig
 from ttrl.core.plugins import load_plugins
 from ttrl.harness.builtin import builtin_dataset
-from ttrl.harness.runner import BenchPlan, run_bench
+from ttrl.harness.plan import BenchPlan
+from ttrl.harness.runner import run_bench
 from ttrl.harness.simulate import SimulationSettings, parse_sweep, simulate
-from ttrl.harness.builtin import simulated_dataset
+from ttrl.harness.sources import simulated_dataset
 
 METRIC_KEYS = {"label_accuracy", "reward_accuracy", "majority_ratio", "pairwise_accuracy",
                "ground_truth_ratio", "pass_at_n", "seconds", "rollouts_per_second"}
@@ -241,19 +242,19 @@ def test_sweep_plots_accuracy_against_correlation(tmp_path, run_ttrl):
     assert "label_accuracy" in result.stdout
 
 
-def test_label_scoring_shortcut_agrees_with_evaluate_group():
+def test_label_scoring_shortcut_agrees_with_the_definition():
     from ttrl.core.answers import AnswerEngine
-    from ttrl.core.metrics import evaluate_group, grade_group
-    from ttrl.harness.runner import _label_facts
+    from ttrl.core.metrics import grade_group, label_facts, label_support
 
     engine = AnswerEngine(load_plugins(entry_points=False, warn=False).registry)
     classes = engine.cluster(["1/2", "\\frac{1}{2}", "2", None], "math")
     truth = grade_group(engine, classes, "0.5", "math")
     for label in ("1/2", "2", "\\dfrac{1}{2}", "7", None):
-        expected = evaluate_group(engine, classes, truth, [1.0, 0.0, 0.0, 0.0], label)
-        correct, size = _label_facts(engine, classes, truth, label)
-        assert (None if correct is None else float(correct), None if size is None else size / 4) == (
-            expected.label_accuracy, expected.majority_ratio), label
+        # the definition: an equivalence check against the reference, and the label's class size
+        expected = (None, None) if label is None else (
+            engine.equivalent(label, "0.5", "math"), label_support(engine, classes, label, "math"))
+        assert label_facts(engine, classes, truth, label) == expected, label
+    assert label_facts(engine, classes, truth, "1/2") == (True, 2)  # a representative: no check needed
 
 
 def test_a_group_whose_task_has_no_extractor_is_a_user_error_naming_its_line(tmp_path, run_ttrl):
@@ -265,27 +266,35 @@ def test_a_group_whose_task_has_no_extractor_is_a_user_error_naming_its_line(tmp
     assert f"{path}:2" in result.stderr and "'chemistry'" in result.stderr and "Unknown extractor" in result.stderr
 
 
-def test_packed_columns_round_trip_exactly_and_journal_lines_are_plain_json():
-    import math
+def test_journal_lines_are_plain_json_and_read_back_exactly(tmp_path):
+    from ttrl.harness.plan import PluginRecipe
+    from ttrl.harness.runner import without_run_facts
 
-    from ttrl.harness.runner import journal_line, pack, unpack
-
-    thirds = [1 / 3, None, 2.0]  # 1/3 needs float64
-    sixteenths = [0.0, 5 / 16, None, 1.0, 240.0]  # fit float16 exactly
-    assert pack(sixteenths).startswith("f2:") and pack(thirds).startswith("f8:")
-    for values in (thirds, sixteenths, [1e6 + 0.5], []):
-        back = unpack(pack(values)).tolist()
-        assert [None if math.isnan(v) else v for v in back] == values
-    item = {"shard": 0, "truth": {"pass_at_n": pack([1.0])}, "estimators": {"x": {"errors": [{"error": "\x00packed-column\x00"}],
-                                                                                 "scores": {"a": pack(thirds)}}}}
-    assert json.loads(journal_line(item)) == item
-    item["estimators"]["x"]["errors"] = []
-    assert json.loads(journal_line(item)) == item and journal_line(item).endswith("}\n")
+    # 3 rollouts a group: ratios such as 1/3 need every bit of a float64
+    data = simulated_dataset(SimulationSettings(groups=30, rollouts=3, correlation=0.3))
+    plan = BenchPlan(specs=(ComponentSpec(name="majority_vote", label="mv"), ComponentSpec(name="dare", label="dare")),
+                     config=RunConfig().model_dump(), recipe=PluginRecipe(entry_points=False))
+    out = tmp_path / "results.json"
+    written = run_bench(plan, data, shard_size=10, output=out).results
+    header, *lines = (tmp_path / "results.json.partial.jsonl").read_text().splitlines()
+    assert json.loads(header)["ttrl_bench_journal"] == 3 and len(lines) == 3
+    shard = json.loads(lines[0])
+    assert shard["shard"] == 0 and shard["groups"] == 10
+    assert set(shard["truth"]["ground_truth_ratio"]) <= {0.0, 1 / 3, 2 / 3, 1.0}
+    assert shard["truth"]["num_rollouts"] == [3] * 10
+    assert set(shard["estimators"]["mv"]["scores"]["label_accuracy"]) <= {0.0, 1.0}
+    assert None in shard["estimators"]["dare"]["scores"]["reward_accuracy"]  # null where dare's rewards are not 0/1
+    # every shard read back from the journal, none recomputed: the same results as in memory
+    read_back = run_bench(plan, data, shard_size=10, output=out, resume=True).results
+    assert read_back["harness"]["shards_reused"] == 3
+    in_memory = run_bench(plan, data, shard_size=10).results
+    assert without_run_facts(read_back) == without_run_facts(in_memory) == without_run_facts(written)
 
 
 def test_inputs_are_checked_per_shard_and_one_missing_group_skips_the_estimator(tmp_path):
-    from ttrl.harness.builtin import file_dataset
-    from ttrl.harness.runner import PluginRecipe, without_run_facts
+    from ttrl.harness.plan import PluginRecipe
+    from ttrl.harness.runner import without_run_facts
+    from ttrl.harness.sources import file_dataset
 
     path = tmp_path / "mixed.jsonl"
     lines = [group("a", ["1", "1", "2"], "1", [0.1, 0.2, 0.3]), group("b", ["3", "4"], "3"), group("c", ["5", "5"], "5", [0.1, 0.2])]

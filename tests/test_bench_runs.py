@@ -21,8 +21,9 @@ from ttrl.core.config import ComponentSpec, RunConfig
 from ttrl.core.data import RolloutGroup
 from ttrl.core.errors import UserError
 from ttrl.core.plugins import load_plugins
-from ttrl.harness.builtin import simulated_dataset
-from ttrl.harness.runner import BenchPlan, PluginRecipe, run_bench, without_run_facts
+from ttrl.harness.plan import BenchPlan, PluginRecipe
+from ttrl.harness.runner import run_bench, without_run_facts
+from ttrl.harness.sources import simulated_dataset
 from ttrl.harness.simulate import SimulationSettings
 
 PLUGIN_MODULE = "ttrl_bench_test_plugin"
@@ -109,7 +110,7 @@ def test_estimators_never_see_the_reference(plugin_module, tmp_path):
     line = {"id": "g", "prompt": "p", "reference": "REFERENCE-31337", "meta": {"source": "x"},
             "rollouts": [{"text": "\\boxed{1}"}, {"text": "\\boxed{2}"}]}
     path.write_text(json.dumps(line) + "\n")
-    from ttrl.harness.builtin import file_dataset
+    from ttrl.harness.sources import file_dataset
 
     data, _ = file_dataset(path)
     plugin_module.SEEN.clear()
@@ -271,23 +272,6 @@ def _messy_copy(data, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_file_slices_hold_exactly_the_groups_the_reader_kept(tmp_path):
-    from ttrl.core.rollout_files import record_to_json
-    from ttrl.harness.builtin import file_dataset
-
-    path = tmp_path / "messy.jsonl"
-    _messy_copy(simulated_dataset(SimulationSettings(groups=50, rollouts=4)), path)
-    data, errors = file_dataset(path)
-    assert len(data) == 50 and len(errors) == 2  # the malformed line and the duplicate
-    for start, stop in [(0, 16), (16, 32), (32, 50), (5, 6)]:
-        part = data.source.slice(start, stop)
-        assert [record_to_json(r) for r in part.load()] == [record_to_json(r) for r in data.records[start:stop]]
-        assert [r.source for r in part.load()] == [r.source for r in data.records[start:stop]]
-    path.write_text(path.read_text() + "\n")
-    with pytest.raises(UserError, match="changed"):
-        part.load()
-
-
 def test_simulated_shards_equal_slices_of_the_whole_simulation():
     from ttrl.core.rollout_files import record_to_json
     from ttrl.harness.simulate import simulate
@@ -298,8 +282,8 @@ def test_simulated_shards_equal_slices_of_the_whole_simulation():
     assert [record_to_json(r) for r in simulated_dataset(settings).source.slice(9, 12).load()] == whole[9:]
 
 
-def test_workers_read_their_own_file_shards_and_give_the_single_process_results(plugin_dir, plugin_module, tmp_path):
-    from ttrl.harness.builtin import file_dataset
+def test_workers_given_a_files_groups_give_the_single_process_results(plugin_dir, plugin_module, tmp_path):
+    from ttrl.harness.sources import file_dataset
     from ttrl.harness.scaleout import ProcessExecutor
 
     path = tmp_path / "messy.jsonl"
@@ -310,3 +294,14 @@ def test_workers_read_their_own_file_shards_and_give_the_single_process_results(
     pooled = run_bench(plan, data, shard_size=16, executor=ProcessExecutor(2)).results
     assert without_run_facts(pooled) == without_run_facts(single)
     assert single["data"] == {"path": str(path), "groups": 60, "rollouts": 360}
+
+
+def test_the_partial_line_repair_that_journal_and_generation_share(tmp_path):
+    from ttrl.core.rollout_files import drop_partial_last_line
+
+    path = tmp_path / "lines.jsonl"
+    for before, after in [("", ""), ('{"a": 1}\n', '{"a": 1}\n'), ('{"a": 1}\n{"b": 2', '{"a": 1}\n'),
+                          ('{"b": 2', ""), ('{"a": 1}\n{"b": 2}\n{"c"', '{"a": 1}\n{"b": 2}\n')]:
+        path.write_text(before)
+        drop_partial_last_line(path)
+        assert path.read_text() == after, before

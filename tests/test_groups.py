@@ -213,3 +213,14 @@ def test_without_a_trainer_train_size_the_estimators_own_subset_is_trained_on(re
     groups = GroupEstimator.from_config(config, registry, n_votes=4, n_train=None, section="trl")
     result = groups.estimate("g", "q", texts("1", "1", "2", "1"))
     assert result.train_indices == [0, 1, 2] and result.trainer_rewards() == [1.0, 1.0, 0.0, None]
+
+
+def test_a_flat_batch_is_estimated_group_by_group_in_batch_order(registry):
+    groups = layer(registry, n_votes=2)
+    results = groups.estimate_batch(
+        ["a", "a", "b", "b"], ["qa", "qa", "qb", "qb"], texts("1", "1", "2", "3"), references=["1", "1", "3", "3"]
+    )
+    assert [(r.group_id, r.label, r.rewards) for r in results] == [("a", "1", [1.0, 1.0]), ("b", "2", [1.0, 0.0])]
+    assert groups.step_metrics()["label_accuracy"] == 0.5
+    with pytest.raises(GroupLayoutError, match="mixes prompts"):
+        groups.estimate_batch(["x", "y"], ["qa", "qb"], texts("1", "2"), keys=["qa", "qb"])

@@ -332,3 +332,73 @@ def test_entropy_estimator_uses_full_vocabulary_statistics_from_the_actor(policy
     # answers are extracted for the metrics only (entropy gives no label, so no label metrics)
     assert rows[0]["info"]["ttrl/ground_truth_ratio"] == 0.5
     assert "ttrl/label_accuracy" not in rows[0]["info"]
+
+
+UNPATCHED_SCRIPT = r"""
+import sys, types
+sys.path.insert(0, sys.argv[1])
+from test_openrlhf_binding import GROUPS, MAJORITY, TrainerProcess
+host = TrainerProcess(4)  # OpenRLHF's args and the tokenizer, in this plain process (no Ray worker, no hook)
+from openrlhf.trainer.ppo_trainer import compute_eval_metrics
+from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
+from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController
+from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator
+from ttrl.adapters.openrlhf.reward_file import make_reward_func
+
+assert "ttrl.adapters.openrlhf.binding" not in sys.modules  # no setup hook, no patch: plain OpenRLHF
+tokenizer = host.tokenizer
+grader = make_reward_func({"kind": "grader", "run": MAJORITY["run"]})  # the file ttrl passes as remote_url
+strategy = types.SimpleNamespace(args=host.args)
+generator = SamplesGenerator(strategy, None, None, tokenizer, [])
+samples = []
+for prompt, label, texts in GROUPS:
+    for text in texts:
+        p, a = tokenizer(prompt, add_special_tokens=False)["input_ids"], tokenizer(text, add_special_tokens=False)["input_ids"]
+        graded = grader([prompt + text], [prompt], [label])
+        samples.append(generator._process_response_into_experience({
+            "prompt": prompt, "label": label, "images": None, "mm_train_inputs": None,
+            "observation_tokens": p + a, "action_ranges": [(len(p), len(p) + len(a))], "rollout_log_probs": None,
+            "truncated": False, "reward": graded["rewards"], "scores": graded["scores"], "extra_logs": graded["extra_logs"],
+        }, max_len=256))
+maker = RemoteExperienceMaker(None, None, None, None, FixedKLController(0.0), strategy, tokenizer)
+for name, call in (("train", lambda: maker.make_experience_batch(samples)),
+                   ("eval", lambda: compute_eval_metrics([], samples, 4))):
+    try:
+        call()
+        print(name, "RAN")
+    except Exception as exc:
+        print(name, "REFUSED", type(exc).__name__, exc)
+
+# with ttrl's patch, evaluation is graded against the labels (and sampled with eval_top_p)
+from ttrl.adapters.openrlhf import binding
+
+seen = {}
+class Generator:
+    def _ttrl_original_generate_eval_samples(self, **kwargs):
+        seen.update(kwargs)
+        return samples
+binding._SPEC = {"eval_top_p": 0.95}
+evaluated = binding.generate_eval_samples(Generator(), top_p=1.0, n_samples_per_prompt=4)
+print("patched eval", compute_eval_metrics([], evaluated, 4)["eval_unknown_pass1"], seen["top_p"])
+"""
+
+
+def test_openrlhf_without_any_ttrl_hook_cannot_train_or_evaluate_on_the_grader(tmp_path):
+    """A plain process (no Ray, no setup hook) running OpenRLHF's own experience maker and evaluation
+    on samples graded by ttrl's reward file: both refuse, neither trains on the labels."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTRL_")}
+    env["HF_HUB_OFFLINE"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-c", UNPATCHED_SCRIPT, str(Path(__file__).parent)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("train", "eval"))]
+    assert lines[0] == "train REFUSED ValueError reward_model_group is required when rewards are not precomputed"
+    assert lines[1].startswith("eval REFUSED")
+    # 2+3: 3 of 4 right; 3+4: 1 of 4 right -> pass@1 0.5, from the grader's scores
+    assert [line for line in done.stdout.splitlines() if line.startswith("patched")] == ["patched eval 0.5 0.95"]

@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ttrl.core.groups import GroupEstimator, GroupResult, Response, consecutive_groups
+from ttrl.core.groups import GroupEstimator, GroupResult, Response
 
 from .settings import SPEC_ENV, TESTED_VERSIONS, check_version
 
@@ -121,20 +121,16 @@ def select_training_samples(
     and ``trained`` False, so that OpenRLHF's batch keeps the size its micro-batches and ZeRO
     gradient accumulation were planned for; their advantages are zeroed afterwards.
     """
+    references = [None if label is None or str(label).strip() == "" else str(label) for label in labels]
+    # groups are checked by prompt text: the ids are made up from positions
+    results = groups.estimate_batch(group_ids, prompts, responses, references=references, keys=prompts)
     kept: list[int] = []
     rewards: list[float] = []
     trained: list[bool] = []
-    results: list[GroupResult] = []
-    for block in consecutive_groups(list(prompts), groups.n_votes):
-        label = labels[block.start]
-        reference = None if label is None or str(label).strip() == "" else str(label)
-        result = groups.estimate(
-            group_ids[block.start], prompts[block.start], [responses[i] for i in block], reference=reference
-        )
-        results.append(result)
-        chosen = result.train_indices if result.trained else list(range(groups.n_train))
-        for i in chosen:
-            kept.append(block.start + i)
+    for g, result in enumerate(results):
+        start = g * groups.n_votes
+        for i in result.train_indices if result.trained else range(groups.n_train):
+            kept.append(start + i)
             rewards.append(result.rewards[i] if result.trained else 0.0)
             trained.append(result.trained)
     return Selection(kept, rewards, trained, results, groups.step_metrics())

@@ -318,7 +318,8 @@ def openrlhf_flags(settings: OpenRLHFSettings, reward_file: Path) -> list[str]:
         "algo.kl.estimator": "k3",  # TTRL: kl_loss_type low_var_kl (verl's clipped k3)
         "rollout.batch_size": DEFAULT_ROLLOUT_BATCH,
         "rollout.micro_batch_size": DEFAULT_ROLLOUT_MICRO_BATCH,
-        # TTRL: ppo_mini_batch_size=1 prompt (x n responses): one optimizer update per prompt's trained responses
+        # TTRL: ppo_mini_batch_size=1 prompt (x n responses): one optimizer update per n_train responses
+        # (TTRL's are one prompt's; OpenRLHF's replay buffer shuffles them across the batch's prompts)
         "train.batch_size": settings.n_train,
         "train.micro_batch_size": DEFAULT_TRAIN_MICRO_BATCH,
         "train.max_epochs": 1,  # TTRL: ppo_epochs=1

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ttrl.core.groups import GroupEstimator, GroupResult, Response, consecutive_groups
+from ttrl.core.groups import GroupEstimator, GroupResult, Response
 from ttrl.token_stats import response_token_stats
 
 #: Completions per forward pass when computing token statistics (bounds the [B, T, V] logits).
@@ -151,15 +151,11 @@ class EstimatorReward:
             for g, p, c, a, t, r, ids in zip(group_id, prompts, completions, arrays, task, references, completion_ids, strict=True)
         ]
         everything, offset = gather_items(local)
-        results = []
-        for block in consecutive_groups([item.group_id for item in everything], self.groups.n_votes):
-            first = everything[block.start]
-            results.append(
-                self.groups.estimate(
-                    first.group_id, first.prompt, [everything[i].response for i in block],
-                    reference=first.reference, task=first.task,
-                )
-            )
+        results = self.groups.estimate_batch(
+            [item.group_id for item in everything], [item.prompt for item in everything],
+            [item.response for item in everything],
+            references=[item.reference for item in everything], tasks=[item.task for item in everything],
+        )
         trainer_rewards = [r for result in results for r in result.trainer_rewards()]
         self._record(results, self.groups.step_metrics(), trainer_state, log_metric)
         self.history[-1].completion_ids = completion_ids

@@ -123,7 +123,8 @@ class _ExpectedNoneRewards:
     outside the estimator's train_indices), and TRL would print it for every step."""
 
     def filter(self, record) -> bool:
-        return not str(record.getMessage()).startswith("All reward functions returned None")
+        # accelerate's logger adapter prefixes "[RANK n] "
+        return "All reward functions returned None" not in str(record.getMessage())
 
 
 def build_trainer(run: PreparedRun, model: Any, tokenizer: Any, ref: Any, rows: list[dict[str, Any]], callbacks: list[Any] = ()):

@@ -224,7 +224,8 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
         by_normalized.add(atom.normalized)
         by_string[answer] = k
         class_ids.append(k)
-    diagnostics: dict[str, Any] = {
+    classes = AnswerClasses(list(answers), class_ids, representatives)
+    classes.diagnostics = {
         "method": f"{compare}: exact string, normalised key, then math-verify vs. class representatives"
         if compare == "math"
         else f"{compare}: exact string, then normalised key",
@@ -234,11 +235,11 @@ def cluster(answers: Sequence[str | None], compare: str, checker: SemanticChecke
         "distinct_keys": len(by_key),
         "classes": [
             {"size": size, "key": class_atoms[k].key.kind, **formed[k]}
-            for k, size in enumerate(_sizes(class_ids, len(representatives)))
+            for k, size in enumerate(classes.sizes())
         ],
         **stats.to_dict(),
     }
-    return AnswerClasses(list(answers), class_ids, representatives, diagnostics)
+    return classes
 
 
 def _place(atom: Atom, class_atoms: list[Atom], formed: list[Counter[str]], compare: str,
@@ -256,11 +257,3 @@ def _place(atom: Atom, class_atoms: list[Atom], formed: list[Counter[str]], comp
             return k
     formed.append(Counter(first=1))
     return len(class_atoms)
-
-
-def _sizes(class_ids: list[int], n: int) -> list[int]:
-    sizes = [0] * n
-    for k in class_ids:
-        if k >= 0:
-            sizes[k] += 1
-    return sizes

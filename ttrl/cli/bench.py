@@ -15,9 +15,12 @@ from ttrl.core.config import ComponentSpec, RunConfig, load_run_config
 from ttrl.core.errors import UnknownNameError, UserError
 from ttrl.core.estimation import resolve
 from ttrl.core.registry import Registry
-from ttrl.harness.builtin import builtin_dataset, file_dataset, simulated_dataset
-from ttrl.harness.runner import DEFAULT_SHARD_SIZE, BenchPlan, PluginRecipe, journal_path, run_bench
+from ttrl.harness.builtin import builtin_dataset
+from ttrl.harness.journal import journal_path
+from ttrl.harness.plan import BenchPlan, PluginRecipe
+from ttrl.harness.runner import DEFAULT_SHARD_SIZE, run_bench
 from ttrl.harness.simulate import parse_sweep, settings_from_pairs
+from ttrl.harness.sources import file_dataset, simulated_dataset
 
 
 def select_specs(config: RunConfig, estimators: str | None, registry: Registry) -> list[ComponentSpec]:

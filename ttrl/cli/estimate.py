@@ -10,6 +10,7 @@ import click
 import yaml
 
 from ttrl.core.config import ComponentSpec, RunConfig, load_run_config
+from ttrl.core.data import Estimate
 from ttrl.core.errors import EstimatorFailure, UserError
 from ttrl.core.estimation import EstimationPipeline
 from ttrl.core.plugins import default_plugins
@@ -76,9 +77,7 @@ def register(cli: click.Group) -> None:
                 except EstimatorFailure as exc:
                     failures += 1
                     click.echo(f"Error: {exc}", err=True)
-                    write_json_line(out, {"id": record.group.id, "estimator": pipeline.estimator.name, "label": None,
-                                          "rewards": [0.0] * len(record.group.rollouts), "diagnostics": {"error": exc.reason}})
-                    continue
+                    result = Estimate.failure(len(record.group.rollouts), exc.reason)
                 write_json_line(out, estimate_to_json(record.group.id, pipeline.estimator.name, result))
         seconds = time.perf_counter() - start
         click.echo(

@@ -1,12 +1,11 @@
 """Running shard jobs on several local processes or on a Ray cluster.
 
 Workers never receive the parent's objects: each rebuilds the plugin set from the plan's
-:class:`~ttrl.harness.runner.PluginRecipe` (built-ins, installed entry points, ``--plugin`` modules),
-so a worker sees exactly the estimators the parent resolved. Nor do they receive the groups when the
-data set can describe a shard (a :class:`~ttrl.harness.runner.GroupSlice`: the simulation settings
-and a group range, or a file's byte range): each worker simulates or reads its own shards, so the
-parent neither builds nor pickles them. Results come back per shard and the parent assembles them
-in shard order, which is why every executor gives the same numbers.
+:class:`~ttrl.harness.plan.PluginRecipe` (built-ins, installed entry points, ``--plugin`` modules),
+so a worker sees exactly the estimators the parent resolved. A shard job carries the groups the
+parent read from a file, or a :class:`~ttrl.harness.sources.SimulationSlice` that the worker
+simulates itself (so the parent never simulates). Results come back per shard and the parent
+assembles them in shard order, which is why every executor gives the same numbers.
 """
 
 from __future__ import annotations
@@ -16,7 +15,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from ttrl.core.errors import UserError
 
-from .runner import BenchPlan, run_shard_job
+from .plan import BenchPlan
+from .shard import run_shard_job
 
 
 class ProcessExecutor:
@@ -29,8 +29,7 @@ class ProcessExecutor:
         self.description = f"{workers} local processes"
         self.pool: ProcessPoolExecutor | None = None
 
-    #: workers on this machine can read the data file and simulate: jobs carry slices, not groups
-    loads_slices = True
+    in_process = False
 
     def run(self, plan: BenchPlan, jobs):
         # spawn, not fork: a worker must rebuild plugins from the recipe exactly as a Ray worker does
@@ -41,7 +40,7 @@ class ProcessExecutor:
         while queue or pending:
             while queue and len(pending) < 2 * self.workers:
                 job = queue.pop()
-                pending.add(self.pool.submit(run_shard_job, plan, job.index, job.payload(), job.labels))
+                pending.add(self.pool.submit(run_shard_job, plan, job.index, job.groups, job.labels))
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
@@ -70,8 +69,7 @@ class RayExecutor:
         self.started = False
         self.description = f"Ray ({address or 'local'})"
 
-    #: simulated shards are built on the nodes; a file's groups are sent (nodes may not have the file)
-    loads_slices = True
+    in_process = False
 
     def run(self, plan: BenchPlan, jobs):
         ray = self.ray
@@ -89,7 +87,7 @@ class RayExecutor:
         while queue or pending:
             while queue and len(pending) < self.max_in_flight:
                 job = queue.pop()
-                pending.append(task.remote(plan_ref, job.index, job.payload(anywhere=True), job.labels))
+                pending.append(task.remote(plan_ref, job.index, job.groups, job.labels))
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
                 yield ray.get(ref)

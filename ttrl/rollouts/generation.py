@@ -10,7 +10,6 @@ its prompt ids, so a resumed run samples the remaining batches exactly as an uni
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import zlib
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ttrl.core.errors import UserError
-from ttrl.core.rollout_files import iter_rollout_file
+from ttrl.core.rollout_files import drop_partial_last_line, iter_rollout_file, write_json_line
 
 from .loaders import PromptItem
 
@@ -120,26 +119,11 @@ def rollout_json(sample: Any, token_stats: bool, digits: int = 6) -> dict[str, A
     return item
 
 
-def _repair_tail(path: Path) -> None:
-    """Drop a partial last line left by a run killed mid-write, so appended lines stay valid."""
-    with path.open("rb+") as handle:
-        handle.seek(0, 2)
-        size = handle.tell()
-        if size == 0:
-            return
-        handle.seek(size - 1)
-        if handle.read(1) == b"\n":
-            return
-        handle.seek(0)
-        data = handle.read()
-        handle.truncate(data.rfind(b"\n") + 1)
-
-
 def existing_ids(path: Path, meta: dict[str, Any]) -> set[str]:
     """Ids already in ``path`` (resume). Raises when that file was made with different settings."""
     if not path.exists() or path.stat().st_size == 0:
         return set()
-    _repair_tail(path)
+    drop_partial_last_line(path)
     ids = set()
     for item in iter_rollout_file(path):
         record = getattr(item, "group", None)
@@ -209,7 +193,7 @@ def run_generation(
             start = time.perf_counter()
             lines, tokens = _generate_batch(todo, settings, backend, batch.seed, meta)
             for line in lines:
-                handle.write(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
+                write_json_line(handle, line)
             handle.flush()
             elapsed = time.perf_counter() - start
             summary.written += len(lines)
