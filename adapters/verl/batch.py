@@ -118,35 +118,56 @@ def score_batch(
     missing = set(verl_fields(estimator.stats_needed)) - set(data.batch.keys())
     if missing:
         raise KeyError(f"the estimator needs {sorted(arrays)}, but verl's batch has no {sorted(missing)}")
+    # each prompt's responses together, in sampling order: the layer takes consecutive groups
     order = sample_order(keys, len(uids))
-    groups: dict[str, list[int]] = {}
-    for row in sorted(range(len(uids)), key=lambda i: order[i]):
-        if padding is not None and padding[row]:
-            continue
-        groups.setdefault(str(uids[row]), []).append(row)
+    first_seen: dict[str, int] = {}
+    for row in range(len(uids)):
+        first_seen.setdefault(str(uids[row]), row)
+    rows = sorted(
+        (row for row in range(len(uids)) if padding is None or not padding[row]),
+        key=lambda i: (first_seen[str(uids[i])], order[i]),
+    )
+    group_ids = [str(uids[row]) for row in rows]
+    responses_in = [
+        Response(
+            text=decode(responses[row, : int(lengths[row])]),
+            token_stats=response_arrays(data, row, int(lengths[row]), arrays),
+            num_tokens=int(lengths[row]),
+        )
+        for row in rows
+    ]
+    prompts = _PerRow(len(rows), (lambda i: prompt_of(rows[i])) if prompt_of is not None else (lambda i: ""))
+    references = _PerRow(len(rows), lambda i: _ground_truth(data, rows[i]))
+    outcome = estimator.estimate_batch(group_ids, prompts, responses_in, references=references)
 
     scores = torch.zeros_like(responses, dtype=torch.float32)
     train = torch.zeros(len(uids), dtype=torch.bool)
     results: dict[str, GroupResult] = {}
-    for uid, rows in groups.items():
-        group = [
-            Response(
-                text=decode(responses[row, : int(lengths[row])]),
-                token_stats=response_arrays(data, row, int(lengths[row]), arrays),
-                num_tokens=int(lengths[row]),
-            )
-            for row in rows
-        ]
-        prompt = prompt_of(rows[0]) if prompt_of is not None else ""
-        result = estimator.estimate(uid, prompt, group, reference=_ground_truth(data, rows[0]))
-        results[uid] = result
+    for k, result in enumerate(outcome):
+        block = rows[k * estimator.n_votes : (k + 1) * estimator.n_votes]
+        results[group_ids[k * estimator.n_votes]] = result
         for position in result.train_indices:
-            row = rows[position]
+            row = block[position]
             reward = result.rewards[position]
             if int(lengths[row]) > 0 and math.isfinite(reward):
                 scores[row, int(lengths[row]) - 1] = reward
                 train[row] = True
     return BatchScores(scores, train, results)
+
+
+class _PerRow(Sequence):
+    """A per-row value computed on demand: the layer reads one per group (its first response)."""
+
+    def __init__(self, size: int, get: Callable[[int], Any]):
+        self._size, self._get = size, get
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._get(i) for i in range(*index.indices(self._size))]
+        return self._get(index)
 
 
 def step_metrics(estimator: GroupEstimator) -> dict[str, float]:
