@@ -25,6 +25,7 @@ from verl.workers.utils.padding import response_to_nested
 
 from .batch import (
     ADVANTAGE_ESTIMATOR,
+    apply_train_mask,
     register_advantage_estimator,
     score_batch,
     scored_by_ttrl,
@@ -86,11 +87,11 @@ class TTRLTrainer(PPOTrainerSync):
             proto, self.ttrl_estimator, decode, keys=list(batch.keys), padding=padding,
             prompt_of=lambda row: decode(prompts[row]),
         )
-        keep = scores.train_mask.unsqueeze(-1)
+        apply_train_mask(proto, scores)
         write_back = {
-            "rm_scores": response_to_nested(scores.token_level_scores, nested_mask),
-            "response_mask": response_to_nested(padded["response_mask"] * keep, nested_mask),
-            "loss_mask": response_to_nested(padded["loss_mask"] * keep, nested_mask),
+            "rm_scores": response_to_nested(proto.batch["token_level_scores"], nested_mask),
+            "response_mask": response_to_nested(proto.batch["response_mask"], nested_mask),
+            "loss_mask": response_to_nested(proto.batch["loss_mask"], nested_mask),
         }
         tq.kv_batch_put(
             keys=batch.keys,
