@@ -48,8 +48,9 @@ dev-venv: $(VENV)/.stamp-dev
 verl-venv: $(VERL_VENV)/.stamp-verl
 
 # The main job: every built-in estimator on the built-in set of real SmolLM2-135M rollouts.
+DEMO_ESTIMATORS ?= majority_vote,srt,empo,dare,confidence_vote,entropy,trajectory_entropy,sequence_probability,self_certainty,random_reward,format_reward
 demo: $(VENV)/.stamp-demo
-	$(BIN)/ttrl bench --estimators majority_vote,dare,entropy,self_certainty --output demo-results.json --report demo-report
+	$(BIN)/ttrl bench --estimators $(DEMO_ESTIMATORS) --output demo-results.json --report demo-report
 
 test: test-main test-verl
 

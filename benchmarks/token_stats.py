@@ -28,14 +28,15 @@ def naive(logits, tokens, temperature):
     entropy = -(logp.exp() * logp).sum(-1)
     self_certainty = -math.log(logits.shape[-1]) - logp.mean(-1)
     logprob = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    return entropy, self_certainty, logprob
+    confidence = -logp.topk(20, dim=-1).values.mean(-1)  # DeepConf's k = 20
+    return entropy, self_certainty, logprob, confidence
 
 
-def chunked(logits, tokens, temperature, chunk_size):
+def chunked(logits, tokens, temperature, chunk_size, confidence_k=20):
     from ttrl.token_stats import token_statistics
 
-    stats = token_statistics(logits, tokens=tokens, temperature=temperature, chunk_size=chunk_size)
-    return stats.entropy, stats.self_certainty, stats.logprob
+    stats = token_statistics(logits, tokens=tokens, temperature=temperature, chunk_size=chunk_size, confidence_k=confidence_k)
+    return tuple(stats.arrays().values())
 
 
 def _peak_rss_bytes() -> int:
@@ -55,7 +56,8 @@ def worker(args) -> None:
         rows = logits[start : start + 256]
         rows.copy_(torch.randn(rows.shape, device=device) * 3)
     tokens = torch.randint(0, args.vocab, (args.tokens,), device=device)
-    fn = naive if args.impl == "naive" else (lambda lg, tk, t: chunked(lg, tk, t, args.chunk_size))
+    k = None if args.impl == "chunked_without_confidence" else 20
+    fn = naive if args.impl == "naive" else (lambda lg, tk, t: chunked(lg, tk, t, args.chunk_size, k))
     fn(logits[:8], tokens[:8], args.temperature)  # warm up kernels and lazy imports outside the measurement
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -81,7 +83,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--chunk-size", type=int, default=256)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available, and cpu too)")
-    parser.add_argument("--impl", choices=["naive", "chunked"], help=argparse.SUPPRESS)
+    parser.add_argument("--impl", choices=["naive", "chunked", "chunked_without_confidence"], help=argparse.SUPPRESS)
     parser.add_argument("--save", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.impl:
@@ -101,7 +103,7 @@ def main() -> None:
     for device in devices:
         results = {}
         with tempfile.TemporaryDirectory() as tmp:
-            for impl in ("naive", "chunked"):
+            for impl in ("naive", "chunked", "chunked_without_confidence"):
                 save = f"{tmp}/{impl}.pt"
                 cmd = [sys.executable, __file__, "--impl", impl, "--save", save, "--device", device,
                        "--tokens", str(args.tokens), "--vocab", str(args.vocab), "--dtype", args.dtype,
@@ -115,7 +117,10 @@ def main() -> None:
         print(f"[{device}] {'extra MiB':10} {n['extra_bytes'] / 2**20:12.0f} {c['extra_bytes'] / 2**20:12.0f} "
               f"{n['extra_bytes'] / max(c['extra_bytes'], 1):22.1f}")
         print(f"[{device}] {'seconds':10} {n['seconds']:12.3f} {c['seconds']:12.3f} {n['seconds'] / c['seconds']:22.2f}")
-        print(f"[{device}] max |naive - chunked| over entropy, self-certainty, logprob: {diff:.2e}")
+        print(f"[{device}] max |naive - chunked| over entropy, self-certainty, logprob, confidence: {diff:.2e}")
+        plain = results["chunked_without_confidence"]["seconds"]
+        print(f"[{device}] chunked without token confidence {plain:.3f} s: confidence (top-20) adds "
+              f"{c['seconds'] / plain - 1:+.0%}")
 
 
 if __name__ == "__main__":

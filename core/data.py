@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 
 #: Per-rollout summary statistics of CONTRACT.md (``stats``).
-STAT_FIELDS = ("num_tokens", "mean_entropy", "mean_self_certainty", "mean_logprob")
+STAT_FIELDS = ("num_tokens", "mean_entropy", "mean_self_certainty", "mean_logprob", "mean_confidence")
 #: Per-token arrays of CONTRACT.md and the ``mean_*`` statistic each one summarises.
 TOKEN_FIELDS = {
     "token_entropy": "mean_entropy",
     "token_self_certainty": "mean_self_certainty",
     "token_logprob": "mean_logprob",
+    "token_confidence": "mean_confidence",
 }
 DEFAULT_TASK = "math"
 
@@ -33,6 +34,8 @@ class Rollout:
     token_entropy: np.ndarray | None = None
     token_self_certainty: np.ndarray | None = None
     token_logprob: np.ndarray | None = None
+    #: DeepConf's token confidence −(1/k) Σ_{top-k} log p_t(j); its k is the file's ``meta.confidence_k``.
+    token_confidence: np.ndarray | None = None
 
     def stat(self, name: str) -> float | None:
         """A ``stats`` value, or the mean of the matching per-token array when only that is present."""

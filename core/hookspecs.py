@@ -34,7 +34,7 @@ def register_estimators(register):
     """Register reward estimators: functions from one prompt's group of rollouts to a label and rewards.
 
     Label estimation family. Call ``register(name, estimate, *, options=None, aliases=(),
-    requires=(), description=None)`` once per estimator, where ``estimate(group, options)`` takes a
+    requires=(), description=None, defaults=None)`` once per estimator, where ``estimate(group, options)`` takes a
     :class:`ttrl.core.data.RolloutGroup` (never the reference answer) and an instance of ``options``
     (a pydantic model; ``None`` means the estimator has no options), and returns a
     :class:`ttrl.core.data.Estimate` with one reward per rollout. ``requires`` names what the
@@ -42,6 +42,8 @@ def register_estimators(register):
     classes are computed and attached as ``group.classes``) and rollout statistics such as
     ``"mean_entropy"`` or ``"token_entropy"``; it may also be a function of the options instance
     returning such names. ``description`` defaults to the first line of the function's docstring.
+    ``defaults`` (a dict of option values) registers a preset of ``estimate``: the same options model
+    with those defaults changed, validated when registered.
 
     :param register: callback that adds one estimator to the registry.
     """

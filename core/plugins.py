@@ -32,6 +32,10 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ttrl.plugins.dare",
     "ttrl.plugins.entropy",
     "ttrl.plugins.self_certainty",
+    "ttrl.plugins.empo",
+    "ttrl.plugins.confidence_vote",
+    "ttrl.plugins.sequence_probability",
+    "ttrl.plugins.spurious",
 )
 
 _REGISTER_HOOKS = ("register_extractors", "register_estimators", "register_reward_shapers")

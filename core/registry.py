@@ -10,14 +10,54 @@ import difflib
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 
 from .errors import UnknownNameError
 
 #: Inputs an estimator may declare in ``requires`` besides rollout statistics.
 ANSWERS = "answers"
+#: What an estimator needs, as ``ttrl estimators`` groups them: a kind per input it may require.
+NEEDS_ANSWERS = "answers"
+NEEDS_TOKEN_STATISTICS = "token statistics"
+NEEDS_CONFIDENCE = "top-k confidence"
+_CONFIDENCE_INPUTS = frozenset({"mean_confidence", "token_confidence"})
+
+
+def input_kinds(inputs: Iterable[str]) -> tuple[str, ...]:
+    """The kinds of input among ``inputs``: answers, token statistics (entropy, self-certainty,
+    log-probs, token counts) and DeepConf's top-k confidence, in that order; empty for none."""
+    inputs = set(inputs)
+    kinds = []
+    if ANSWERS in inputs:
+        kinds.append(NEEDS_ANSWERS)
+    if inputs - {ANSWERS} - _CONFIDENCE_INPUTS:
+        kinds.append(NEEDS_TOKEN_STATISTICS)
+    if inputs & _CONFIDENCE_INPUTS:
+        kinds.append(NEEDS_CONFIDENCE)
+    return tuple(kinds)
+
+
+def with_defaults(model: type[BaseModel], defaults: dict[str, Any], name: str) -> type[BaseModel]:
+    """A subclass of the options ``model`` whose listed fields have new defaults (validated by ``model``).
+
+    This is how one estimator function is registered again as a preset of itself (``srt`` is
+    ``majority_vote`` with its own defaults): the preset's options are still the same model's,
+    so the function sees an instance of ``model``.
+    """
+    unknown = sorted(set(defaults) - set(model.model_fields))
+    if unknown:
+        raise ValueError(f"defaults name no option of {model.__name__}: {', '.join(unknown)}")
+    checked = model.model_validate(defaults)  # raises pydantic's ValidationError on a bad value
+    fields = {}
+    for key in defaults:
+        info = model.model_fields[key]
+        # the constraints (ge=, le=, ...) travel in the annotation's metadata
+        annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        fields[key] = (annotation, Field(getattr(checked, key), description=info.description))
+    title = "".join(part.capitalize() for part in name.split("_")) + "Options"
+    return create_model(title, __base__=model, **fields)
 
 
 def normalize_name(name: str) -> str:
@@ -56,6 +96,11 @@ class EstimatorInfo(Component):
         if callable(self.requires):
             return frozenset(self.requires(options))
         return frozenset(self.requires)
+
+    def needs(self) -> tuple[str, ...]:
+        """The kinds of input (:func:`input_kinds`) it reads with its default options."""
+        defaults = self.options() if self.options is not None else None
+        return input_kinds(self.required_inputs(defaults))
 
 
 @dataclass(frozen=True)
@@ -179,12 +224,22 @@ class Registry:
             aliases: Iterable[str] = (),
             requires: Iterable[str] | Callable[[Any], Iterable[str]] = (),
             description: str | None = None,
+            defaults: dict[str, Any] | None = None,
         ) -> None:
             if options is not None and not (isinstance(options, type) and issubclass(options, BaseModel)):
                 self.rejections.append(
                     Rejection(table.kind, name, plugin, "options must be a pydantic BaseModel subclass")
                 )
                 return
+            if defaults:
+                if options is None:
+                    self.rejections.append(Rejection(table.kind, name, plugin, "defaults given without options"))
+                    return
+                try:
+                    options = with_defaults(options, dict(defaults), normalize_name(str(name)))
+                except ValueError as exc:  # pydantic's ValidationError is one
+                    self.rejections.append(Rejection(table.kind, name, plugin, f"bad defaults: {exc}"))
+                    return
             self._add(
                 table,
                 plugin,

@@ -29,6 +29,7 @@ class _RolloutLine(BaseModel):
     token_entropy: list[float] | None = None
     token_self_certainty: list[float] | None = None
     token_logprob: list[float] | None = None
+    token_confidence: list[float] | None = None
 
 
 class _GroupLine(BaseModel):

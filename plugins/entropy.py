@@ -14,6 +14,11 @@ estimate of the negative sequence entropy, per token so that long responses are 
 S_i is every response token (``scope="all"``) or the last ``last_k`` of them (``scope="last_k"``: RENT
 finds the confidence of the response's last chunk, where the answer is stated, tracks accuracy best). RENT's code optionally gives a
 fixed reward to responses with no extractable answer (−7.0 there): ``no_answer_penalty``.
+
+``trajectory_entropy`` is URLVR's trajectory-level entropy reward (He et al., "How Far Can
+Unsupervised RLVR Scale LLM Training?", arXiv:2603.08660, 2026), the same quantity as
+``variant="sequence"``: it is registered as this estimator with that default. URLVR's token-level
+entropy reward is the default ``variant="token"``.
 """
 
 from __future__ import annotations
@@ -91,4 +96,12 @@ def register_estimators(register):
         options=EntropyOptions,
         aliases=("rent", "em_rl"),
         requires=required_inputs,
+    )
+    register(
+        "trajectory_entropy",
+        estimate_entropy,
+        options=EntropyOptions,
+        defaults={"variant": "sequence"},
+        requires=required_inputs,
+        description="URLVR's trajectory-level entropy: entropy with variant=sequence (mean sampled log-prob).",
     )

@@ -10,6 +10,11 @@ random draw. Tied groups say so in ``diagnostics["tied_classes"]``.
 
 TTRL votes over 64 samples and trains on 32: ``n_train`` keeps the vote over all N rollouts and
 names the rollouts to train on in ``Estimate.train_indices`` (rewards are still given for all N).
+
+``srt`` (Self-Rewarded Training; Shafayat et al., "Can Large Reasoning Models Self-Train?",
+arXiv:2505.21444, 2025) is this estimator with ``ratio_of="answered"``: its consistency threshold
+(``min_majority_ratio``, 0 in the authors' scripts) divides the label's class by the rollouts that
+have an answer, not by N (``tajwarfahim/srt``, ``verl/workers/reward_manager/self_learning.py``).
 """
 
 from __future__ import annotations
@@ -38,8 +43,12 @@ class MajorityVoteOptions(BaseModel):
     seed: int = Field(0, description="Seed for train_selection=random; the same seed and group id give the same subset.")
     min_majority_ratio: float = Field(
         0.0, ge=0.0, le=1.0,
-        description="Flag groups whose label class holds less than this fraction of N rollouts: all rewards 0, "
-        "no label, diagnostics['filtered'] = true, so trainers can drop them.",
+        description="Flag groups whose label class holds less than this fraction of N rollouts (of the "
+        "answered ones with ratio_of=answered): all rewards 0, no label, diagnostics['filtered'] = true, "
+        "so trainers can drop them.",
+    )
+    ratio_of: Literal["all", "answered"] = Field(
+        "all", description="What min_majority_ratio divides by: all N rollouts (TTRL), or only those with an answer (SRT)."
     )
 
 
@@ -73,15 +82,16 @@ def estimate_majority_vote(group: RolloutGroup, options: MajorityVoteOptions) ->
     if winner is None:
         diagnostics.update(majority_ratio=0.0, filtered=True, reason="no rollout has an extractable answer")
         return Estimate([0.0] * n, None, diagnostics, train_indices)
-    ratio = sizes[winner] / n
-    diagnostics["majority_ratio"] = ratio
+    diagnostics["majority_ratio"] = sizes[winner] / n
+    ratio = sizes[winner] / (n if options.ratio_of == "all" else sum(sizes))
     if len(tied) > 1:
         diagnostics["tied_classes"] = [classes.representatives[k] for k in tied]
     if ratio < options.min_majority_ratio:
+        of = "N" if options.ratio_of == "all" else "the answered rollouts"
         diagnostics.update(
             filtered=True,
             candidate_label=classes.representatives[winner],
-            reason=f"majority ratio {ratio:.3f} is below min_majority_ratio {options.min_majority_ratio}",
+            reason=f"the label's class is {ratio:.3f} of {of}, below min_majority_ratio {options.min_majority_ratio}",
         )
         return Estimate([0.0] * n, None, diagnostics, train_indices)
     rewards = [1.0 if k == winner else 0.0 for k in classes.class_ids]
@@ -96,4 +106,13 @@ def register_estimators(register):
         options=MajorityVoteOptions,
         aliases=("ttrl", "majority"),
         requires=("answers",),
+    )
+    register(
+        "srt",
+        estimate_majority_vote,
+        options=MajorityVoteOptions,
+        defaults={"ratio_of": "answered"},
+        aliases=("self_rewarded_training",),
+        requires=("answers",),
+        description="SRT: majority_vote whose consistency threshold counts only the answered rollouts.",
     )

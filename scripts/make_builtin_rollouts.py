@@ -16,7 +16,8 @@ temperature 0.7, at most 40 new tokens (enough for the model to state a sum befo
 most responses were cut short), an instruction asking for the boxed number, and levels 1-2 (level 3,
 two-digit sums and two-step problems, was right 10 % of the time). Forcing the answer at once (a
 response prefix ``The answer is \\boxed{``) drops accuracy to 2-5 %: the model needs to write the
-computation out. Per-token arrays are not kept, so that the file stays well under 2 MB.
+computation out. Of the per-token arrays only ``token_confidence`` (k = 20) is kept, for DeepConf's
+windowed confidences (``confidence_vote``), so that the file stays well under 2 MB.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         seed=SEED,
         batch_size=args.batch_size,
         instruction=INSTRUCTION,
+        token_arrays=("token_confidence",),
     )
-    backend = TransformersBackend(settings.model)
+    backend = TransformersBackend(settings.model, confidence_k=settings.topk)
     done = [0]
 
     def report(rollouts: int, tokens: int, seconds: float) -> None:

@@ -91,6 +91,7 @@ def test_generated_file_is_valid_and_stats_match_a_separate_forward_pass(backend
     assert meta["model"] == "smollm2-135m" and meta["seed"] == 7 and meta["stats_source"] == "logits"
     assert (meta["temperature"], meta["top_p"], meta["max_new_tokens"]) == (0.8, 0.9, 6)
     assert "before top-p" in meta["stats_distribution"]
+    assert meta["confidence_k"] == 20  # DeepConf's k, the default of --topk
 
     prompt_text = backend.format_prompt("What is 2 + 3?", settings.instruction, True)
     for raw, sample in zip(line["rollouts"], recording.samples[:2], strict=True):
@@ -103,6 +104,8 @@ def test_generated_file_is_valid_and_stats_match_a_separate_forward_pass(backend
         np.testing.assert_allclose(raw["token_entropy"], ref.entropy.numpy(), atol=2e-3)
         np.testing.assert_allclose(raw["token_self_certainty"], ref.self_certainty.numpy(), atol=2e-3)
         np.testing.assert_allclose(raw["token_logprob"], ref.logprob.numpy(), atol=2e-3)
+        np.testing.assert_allclose(raw["token_confidence"], ref.confidence.numpy(), atol=2e-3)
+        assert stats["mean_confidence"] == pytest.approx(np.mean(raw["token_confidence"]), abs=1e-6)
 
 
 @pytest.mark.model
@@ -167,6 +170,11 @@ def test_cli_generates_from_a_gsm8k_style_file(tmp_path, backend):
     # Resuming with other settings is refused before any model is loaded.
     again = CliRunner().invoke(cli, ["rollouts", "generate", "--data", str(data), "-n", "3", "--output", str(out)])
     assert again.exit_code != 0 and "generated with n=2, but this run has n=3" in str(again.exception)
+    # token confidence's k (--topk) is a setting too: one file holds one k
+    other_k = CliRunner().invoke(cli, ["rollouts", "generate", "--data", str(data), "-n", "2", "--max-new-tokens", "4",
+                                       "--temperature", "0.7", "--response-prefix", "There are", "--topk", "5",
+                                       "--output", str(out)])
+    assert other_k.exit_code != 0 and "confidence_k=20, but this run has confidence_k=5" in str(other_k.exception)
 
 
 def _run_cli(args):
@@ -233,8 +241,11 @@ def test_vllm_logprob_dicts_become_topk_stats():
     # Two positions of a 4-token vocabulary, all four log-probs known: the statistics are exact.
     probs = [[0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]]
     logprobs = [{i: float(np.log(p)) for i, p in enumerate(row)} for row in probs]
-    entropy, certainty, logprob = stats_from_vllm_logprobs([0, 3], logprobs, vocab_size=4)
+    entropy, certainty, logprob, confidence = stats_from_vllm_logprobs([0, 3], logprobs, vocab_size=4, confidence_k=2)
     expected_h0 = -(0.7 * np.log(0.7) + 3 * 0.1 * np.log(0.1))
     np.testing.assert_allclose(entropy, [expected_h0, np.log(4)], atol=1e-9)
     np.testing.assert_allclose(certainty[1], 0.0, atol=1e-9)
     np.testing.assert_allclose(logprob, [np.log(0.7), np.log(0.25)], atol=1e-12)
+    # DeepConf's confidence over the top 2: -(log 0.7 + log 0.1) / 2, and log 4 for the uniform position
+    np.testing.assert_allclose(confidence, [-(np.log(0.7) + np.log(0.1)) / 2, np.log(4)], atol=1e-12)
+    assert stats_from_vllm_logprobs([0], logprobs[:1], vocab_size=4)[3] is None

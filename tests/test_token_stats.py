@@ -58,11 +58,36 @@ def test_matches_float64_reference_on_random_logits(dtype, temperature):
     stats = token_statistics(logits, tokens=tokens, mask=mask, temperature=temperature, chunk_size=16)
     # The reference sees the same (rounded) bf16/fp16 values, widened to float64.
     ref = reference_token_statistics(logits, tokens=tokens, temperature=temperature)
-    for name in ("entropy", "self_certainty", "logprob"):
+    for name in ("entropy", "self_certainty", "logprob", "confidence"):
         ours = getattr(stats, name).double()
         theirs = getattr(ref, name)
         assert torch.allclose(ours[mask], theirs[mask], atol=1e-4, rtol=0), name
         assert torch.all(ours[~mask] == 0), name
+
+
+def test_confidence_is_minus_the_mean_top_k_log_prob():
+    # p = (1/2, 1/4, 1/8, 1/8): C_2 = (log 2 + log 4) / 2 = 1.5 log 2; C_4 = (log 2 + 2 log 2 + 2 * 3 log 2) / 4
+    logits = torch.tensor([[3.0, 2.0, 1.0, 1.0]]) * math.log(2)
+    assert token_statistics(logits, confidence_k=2).confidence.item() == pytest.approx(1.5 * math.log(2), abs=1e-6)
+    # k beyond |V| averages over the whole vocabulary
+    assert token_statistics(logits, confidence_k=50).confidence.item() == pytest.approx(2.25 * math.log(2), abs=1e-6)
+    # the default k is DeepConf's 20; None computes no confidence
+    assert token_statistics(logits).confidence is not None
+    assert token_statistics(logits, confidence_k=None).confidence is None
+    # the temperature applies first: at T = 2 the logits halve
+    hot = token_statistics(logits, confidence_k=1, temperature=2.0).confidence.item()
+    assert hot == pytest.approx(-float(torch.log_softmax(logits[0] / 2, -1)[0]), abs=1e-6)
+    with pytest.raises(ValueError, match="confidence_k"):
+        token_statistics(logits, confidence_k=0)
+
+
+def test_arrays_and_means_use_the_rollout_file_names():
+    logits = torch.zeros(1, 3, 10)
+    stats = token_statistics(logits, tokens=torch.zeros(1, 3, dtype=torch.long), confidence_k=4)
+    assert set(stats.arrays()) == {"token_entropy", "token_self_certainty", "token_logprob", "token_confidence"}
+    means = stats.means()
+    assert means["mean_confidence"].item() == pytest.approx(math.log(10), abs=1e-6)  # uniform: every log p is -log 10
+    assert "token_logprob" not in token_statistics(logits).arrays()
 
 
 def test_masked_means_count_only_the_masked_tokens():
@@ -96,8 +121,7 @@ def test_bad_inputs_are_rejected_with_the_reason():
 
 def test_distribution_stats_returns_the_log_normalizer():
     logits = torch.tensor([[0.0, 0.0, 0.0, 0.0]])
-    _, _, _, log_z = distribution_stats(logits)
-    assert log_z.item() == pytest.approx(math.log(4))
+    assert distribution_stats(logits).log_normalizer.item() == pytest.approx(math.log(4))
 
 
 # --- top-K completion (vLLM) -------------------------------------------------------------------
@@ -143,6 +167,18 @@ def test_topk_bounds_contain_the_exact_entropy_and_self_certainty_is_a_lower_bou
         assert 0 < stats.tail_mass < 1
 
 
+def test_topk_confidence_is_exact_from_the_top_k_plus_the_sampled_token():
+    generator = torch.Generator().manual_seed(4)
+    logits = (torch.randn(5000, generator=generator) * 3).double()
+    logp = torch.log_softmax(logits, -1)
+    top = torch.topk(logp, 20).values
+    exact = reference_token_statistics(logits.reshape(1, -1), confidence_k=20).confidence.item()
+    # vLLM's dict holds the top 20 plus the sampled token when that one ranks lower
+    given = [*top.tolist(), float(logp.min())]
+    assert topk_token_statistics(given, vocab_size=5000, confidence_k=20).confidence == pytest.approx(exact, abs=1e-12)
+    assert topk_token_statistics(given, vocab_size=5000).confidence is None
+
+
 def test_topk_rejects_more_log_probs_than_the_vocabulary():
     with pytest.raises(ValueError, match="vocab_size"):
         topk_token_statistics([-0.1, -2.0, -3.0], vocab_size=2)
@@ -158,3 +194,4 @@ def test_accurate_on_logits_of_language_model_magnitude():
     reference = reference_token_statistics(logits)
     assert (stats.entropy.double() - reference.entropy).abs().max() < 1e-4
     assert (stats.self_certainty.double() - reference.self_certainty).abs().max() < 1e-4
+    assert (stats.confidence.double() - reference.confidence).abs().max() < 1e-4

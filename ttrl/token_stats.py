@@ -6,7 +6,9 @@ For logits ``z`` of one position and a sampling temperature ``T``, the sampling 
 * entropy ``H = -sum_j p_j log p_j`` with ``log p = x - logZ``, ``x = z / T``, ``logZ = logsumexp(x)``;
 * self-certainty ``KL(U || p) = -log|V| - (1/|V|) sum_j log p_j = logZ - mean_j x_j - log|V|``
   (Kang et al. 2025, "Scalable Best-of-N Selection via Self-Certainty"; INTUITOR, Zhao et al. 2025);
-* log-prob of the sampled token ``k``: ``log p_k = x_k - logZ``.
+* log-prob of the sampled token ``k``: ``log p_k = x_k - logZ``;
+* confidence (DeepConf; Fu et al. 2025, "Deep Think with Confidence") over the ``k`` most likely
+  tokens ``top_k``: ``C = -(1/k) sum_{j in top_k} log p_j = logZ - (1/k) sum_{j in top_k} x_j``.
 
 Logits may be ``[T, V]`` or ``[B, T, V]`` in any floating dtype (bf16/fp16 included). Rows are
 processed ``chunk_size`` at a time in float32, so the extra memory is O(chunk_size x V) rather than a
@@ -21,22 +23,31 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 DEFAULT_CHUNK_SIZE = 256
+#: DeepConf's k: its code asks vLLM for the top 20 log-probs of every token.
+DEFAULT_CONFIDENCE_K = 20
 
 
 @dataclass
 class TokenStats:
     """Per-position statistics, shaped like the logits without the vocabulary axis.
 
-    Positions outside the mask are 0. ``logprob`` is ``None`` when no sampled tokens were given.
+    Positions outside the mask are 0. ``logprob`` is ``None`` when no sampled tokens were given,
+    ``confidence`` when no ``confidence_k`` was.
     """
 
     entropy: Any
     self_certainty: Any
     logprob: Any | None
     mask: Any
+    confidence: Any | None = None
+
+    def arrays(self) -> dict[str, Any]:
+        """The computed statistics keyed by their rollout-file names (``token_entropy``, ...)."""
+        names = ("entropy", "self_certainty", "logprob", "confidence")
+        return {f"token_{n}": getattr(self, n) for n in names if getattr(self, n) is not None}
 
     def means(self) -> dict[str, Any]:
         """Masked means over the last (time) axis: ``num_tokens`` and ``mean_*`` as in CONTRACT.md.
@@ -48,7 +59,7 @@ class TokenStats:
         weights = self.mask.to(torch.float64)
         count = weights.sum(-1)
         out = {"num_tokens": count.to(torch.long)}
-        for name in ("entropy", "self_certainty", "logprob"):
+        for name in ("entropy", "self_certainty", "logprob", "confidence"):
             values = getattr(self, name)
             if values is None:
                 continue
@@ -64,16 +75,35 @@ def _check_temperature(temperature: float) -> float:
     return temperature
 
 
-def distribution_stats(logits: Any, *, temperature: float = 1.0, tokens: Any | None = None) -> tuple[Any, Any, Any, Any]:
+def _check_confidence_k(k: int | None) -> int | None:
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise ValueError(f"confidence_k must be a positive integer or None, got {k!r}")
+    return k
+
+
+class DistributionStats(NamedTuple):
+    """One block's statistics, each ``[N]``; ``logprob`` / ``confidence`` are ``None`` unless asked for."""
+
+    entropy: Any
+    self_certainty: Any
+    logprob: Any | None
+    log_normalizer: Any
+    confidence: Any | None
+
+
+def distribution_stats(
+    logits: Any, *, temperature: float = 1.0, tokens: Any | None = None, confidence_k: int | None = None
+) -> DistributionStats:
     """Statistics of ``softmax(logits / temperature)`` for a small ``[N, V]`` block, in float32.
 
-    Returns ``(entropy, self_certainty, logprob_or_None, log_normalizer)``, each ``[N]``. This is the
-    per-chunk kernel of :func:`token_statistics`; callers holding one generation step's ``[B, V]``
-    logits use it directly.
+    This is the per-chunk kernel of :func:`token_statistics`; callers holding one generation step's
+    ``[B, V]`` logits use it directly. ``confidence_k`` asks for DeepConf's confidence over the top
+    ``min(k, V)`` tokens.
     """
     import torch
 
     temperature = _check_temperature(temperature)
+    confidence_k = _check_confidence_k(confidence_k)
     x = logits.to(torch.float32)
     if temperature != 1.0:
         x = x / temperature
@@ -92,7 +122,12 @@ def distribution_stats(logits: Any, *, temperature: float = 1.0, tokens: Any | N
     if tokens is not None:
         picked = x.gather(-1, tokens.to(torch.long).unsqueeze(-1)).squeeze(-1)
         logprob = picked - log_normalizer
-    return entropy, self_certainty, logprob, log_normalizer
+    confidence = None
+    if confidence_k is not None:
+        # -(1/k) sum_top log p_j = logZ - mean_top x_j (topk of x, as log p is x shifted by logZ)
+        top = x.topk(min(confidence_k, vocab), dim=-1, sorted=False).values
+        confidence = (log_normalizer - top.mean(-1)).clamp(min=0.0)
+    return DistributionStats(entropy, self_certainty, logprob, log_normalizer, confidence)
 
 
 def token_statistics(
@@ -102,16 +137,19 @@ def token_statistics(
     mask: Any | None = None,
     temperature: float = 1.0,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    confidence_k: int | None = DEFAULT_CONFIDENCE_K,
 ) -> TokenStats:
-    """Entropy, self-certainty and sampled-token log-prob for logits ``[T, V]`` or ``[B, T, V]``.
+    """Entropy, self-certainty, sampled-token log-prob and confidence for logits ``[T, V]`` or ``[B, T, V]``.
 
     ``tokens`` (``[T]`` / ``[B, T]``) are the sampled ids at each position; ``mask`` (same shape,
     bool or 0/1) selects the positions that count (generated tokens, not padding or post-EOS).
-    Chunks whose rows are all masked out are skipped.
+    ``confidence_k`` is DeepConf's k (``None``: no confidence). Chunks whose rows are all masked out
+    are skipped.
     """
     import torch
 
     temperature = _check_temperature(temperature)
+    confidence_k = _check_confidence_k(confidence_k)
     if logits.dim() not in (2, 3):
         raise ValueError(f"logits must be [T, V] or [B, T, V], got shape {tuple(logits.shape)}")
     if not logits.is_floating_point():
@@ -137,29 +175,36 @@ def token_statistics(
     entropy = torch.zeros(rows, dtype=torch.float32, device=logits.device)
     self_certainty = torch.zeros_like(entropy)
     logprob = torch.zeros_like(entropy) if flat_tokens is not None else None
+    confidence = torch.zeros_like(entropy) if confidence_k is not None else None
     for start in range(0, rows, chunk_size):
         stop = min(start + chunk_size, rows)
         keep = flat_mask[start:stop]
         if not bool(keep.any()):
             continue
-        h, sc, lp, _ = distribution_stats(
+        block = distribution_stats(
             flat[start:stop],
             temperature=temperature,
             tokens=None if flat_tokens is None else flat_tokens[start:stop],
+            confidence_k=confidence_k,
         )
-        entropy[start:stop] = torch.where(keep, h, 0.0)
-        self_certainty[start:stop] = torch.where(keep, sc, 0.0)
+        entropy[start:stop] = torch.where(keep, block.entropy, 0.0)
+        self_certainty[start:stop] = torch.where(keep, block.self_certainty, 0.0)
         if logprob is not None:
-            logprob[start:stop] = torch.where(keep, lp, 0.0)
+            logprob[start:stop] = torch.where(keep, block.logprob, 0.0)
+        if confidence is not None:
+            confidence[start:stop] = torch.where(keep, block.confidence, 0.0)
     return TokenStats(
         entropy=entropy.reshape(lead),
         self_certainty=self_certainty.reshape(lead),
         logprob=None if logprob is None else logprob.reshape(lead),
         mask=flat_mask.reshape(lead),
+        confidence=None if confidence is None else confidence.reshape(lead),
     )
 
 
-def reference_token_statistics(logits: Any, *, tokens: Any | None = None, temperature: float = 1.0) -> TokenStats:
+def reference_token_statistics(
+    logits: Any, *, tokens: Any | None = None, temperature: float = 1.0, confidence_k: int | None = DEFAULT_CONFIDENCE_K
+) -> TokenStats:
     """The naive float64 implementation (full softmax of the whole tensor): tests' and benchmarks' yardstick."""
     import torch
 
@@ -169,7 +214,10 @@ def reference_token_statistics(logits: Any, *, tokens: Any | None = None, temper
     entropy = -(p * logp).sum(-1)
     self_certainty = -math.log(x.shape[-1]) - logp.mean(-1)
     logprob = None if tokens is None else logp.gather(-1, tokens.to(torch.long).unsqueeze(-1)).squeeze(-1)
-    return TokenStats(entropy, self_certainty, logprob, torch.ones(x.shape[:-1], dtype=torch.bool))
+    confidence = None
+    if _check_confidence_k(confidence_k) is not None:
+        confidence = -logp.topk(min(confidence_k, x.shape[-1]), dim=-1).values.mean(-1)
+    return TokenStats(entropy, self_certainty, logprob, torch.ones(x.shape[:-1], dtype=torch.bool), confidence)
 
 
 @dataclass(frozen=True)
@@ -180,9 +228,11 @@ class TopKStats:
     entropy_bounds: tuple[float, float]
     self_certainty: float
     tail_mass: float
+    #: DeepConf's confidence over the ``confidence_k`` largest given log-probs (exact: no tail enters it).
+    confidence: float | None = None
 
 
-def topk_token_statistics(topk_logprobs: Any, vocab_size: int) -> TopKStats:
+def topk_token_statistics(topk_logprobs: Any, vocab_size: int, confidence_k: int | None = None) -> TopKStats:
     """Entropy and self-certainty of one position when only its K largest log-probs are known.
 
     ``topk_logprobs`` are log-probs of the sampling distribution (already normalised over the full
@@ -197,6 +247,10 @@ def topk_token_statistics(topk_logprobs: Any, vocab_size: int) -> TopKStats:
 
     With ``R = 0`` (numerically) the top-K already hold all the mass and the tail terms vanish,
     except self-certainty, whose tail log-probs are then taken at the float64 floor.
+
+    The confidence ``-(1/k) sum_top log p_k`` needs no completion: it is exact as long as the ``k``
+    largest log-probs are among those given (vLLM gives the top K plus the sampled token, so the
+    largest ``k <= K`` of them are the top ``k``).
     """
     import numpy as np
 
@@ -218,7 +272,13 @@ def topk_token_statistics(topk_logprobs: Any, vocab_size: int) -> TopKStats:
         low = h_top - tail * float(logp.min())
         tail_logp_sum = rest * math.log(tail / rest)
     self_certainty = -math.log(vocab_size) - (float(logp.sum()) + tail_logp_sum) / vocab_size
-    return TopKStats(entropy=entropy, entropy_bounds=(low, entropy), self_certainty=max(0.0, self_certainty), tail_mass=tail)
+    confidence = None
+    if _check_confidence_k(confidence_k) is not None:
+        confidence = -float(np.sort(logp)[::-1][:confidence_k].mean())
+    return TopKStats(
+        entropy=entropy, entropy_bounds=(low, entropy), self_certainty=max(0.0, self_certainty), tail_mass=tail,
+        confidence=confidence,
+    )
 
 
 def response_token_stats(
@@ -240,8 +300,8 @@ def response_token_stats(
 
     Only each row's response span is computed, ``chunk_size`` positions at a time, so the extra
     memory is one chunk's float32 working set whatever B and T are. Returns, per row, one float64
-    numpy array over its masked positions for every ``token_*`` field of the data model that the
-    kernel computes (``TokenStats`` attribute ``x`` fills field ``token_x``).
+    numpy array over its masked positions for every ``token_*`` field the kernel computes
+    (:meth:`TokenStats.arrays`; token confidence with ``confidence_k``, DeepConf's 20 by default).
     """
     import numpy as np
     import torch
@@ -275,9 +335,8 @@ def response_token_stats(
                     **kernel_options,
                 )
                 device_keep = keep.to(logits.device)
-                for name in names:
-                    values = getattr(stats, name[len("token_"):], None)
-                    if values is not None:
+                for name, values in stats.arrays().items():
+                    if name in pieces:
                         pieces[name].append(values[device_keep].to(torch.float64).cpu())
         arrays = {}
         for name in names:

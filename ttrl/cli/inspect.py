@@ -53,6 +53,7 @@ def estimator_to_json(info: EstimatorInfo) -> dict[str, Any]:
         "plugin": info.plugin,
         "description": info.description,
         "requires": requires,
+        "needs": list(info.needs()),
         "options": options_schema(info.options),
     }
 
@@ -91,7 +92,13 @@ def register(cli: click.Group) -> None:
         from rich.table import Table
 
         console = Console()
+        # grouped by what they need, so a user sees at once what their rollout file can feed
+        rows.sort(key=lambda row: (len(row["needs"]), row["needs"]))
+        heading = None
         for row in rows:
+            if row["needs"] != heading:
+                heading = row["needs"]
+                console.rule(f"needs {' + '.join(heading)}" if heading else "needs only the rollout texts")
             aliases = f" (aliases: {', '.join(row['aliases'])})" if row["aliases"] else ""
             console.print(f"[bold]{row['name']}[/bold]{aliases} — {row['description']}  [dim]plugin: {row['plugin']}[/dim]")
             if row["options"]:

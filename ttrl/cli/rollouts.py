@@ -41,7 +41,7 @@ def make_backend(settings):
         return VLLMBackend(settings.model, topk=settings.topk, dtype=settings.dtype)
     from ttrl.rollouts.transformers_backend import TransformersBackend
 
-    return TransformersBackend(settings.model, device=settings.device, dtype=settings.dtype)
+    return TransformersBackend(settings.model, device=settings.device, dtype=settings.dtype, confidence_k=settings.topk)
 
 
 def register(cli: click.Group) -> None:
@@ -58,7 +58,7 @@ def register(cli: click.Group) -> None:
     @click.option("--temperature", type=float, default=1.0, show_default=True, help="Sampling temperature (0: greedy).")
     @click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling; statistics stay those of the full distribution.")
     @click.option("--max-new-tokens", type=int, default=256, show_default=True)
-    @click.option("--token-stats", is_flag=True, help="Also write per-token arrays (token_entropy, token_self_certainty, token_logprob).")
+    @click.option("--token-stats", is_flag=True, help="Also write per-token arrays (token_entropy, token_self_certainty, token_logprob, token_confidence).")
     @click.option("--output", "output_path", required=True, type=click.Path(path_type=Path), help="Rollout file to write (resumed if it exists).")
     @click.option("--backend", type=click.Choice(["transformers", "vllm"]), default="transformers", show_default=True)
     @click.option("--batch-size", type=int, default=16, show_default=True, help="Sequences per generate call.")
@@ -72,7 +72,7 @@ def register(cli: click.Group) -> None:
     @click.option("--dtype", default=None, help="Model dtype (float32, bfloat16, float16); default float32 (transformers), auto (vllm).")
     @click.option("--threads", type=int, default=None,
                   help="torch CPU threads. On a busy shared CPU, 1 can be several times faster than the default.")
-    @click.option("--topk", type=int, default=20, show_default=True, help="vllm backend: top-K log-probs per token for the statistics.")
+    @click.option("--topk", type=int, default=20, show_default=True, help="k of token confidence (both backends); vllm: top-K log-probs per token for all statistics.")
     @click.option("--overwrite", is_flag=True, help="Start the output file afresh instead of resuming it.")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     def generate(model, data_path, n, temperature, top_p, max_new_tokens, token_stats, output_path, backend, batch_size,

@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ttrl.core.data import TOKEN_FIELDS
 from ttrl.core.errors import UserError
 from ttrl.core.rollout_files import drop_partial_last_line, iter_rollout_file, write_json_line
 
@@ -29,7 +30,7 @@ DEFAULT_INSTRUCTION = "Put the final answer in \\boxed{}."
 STATS_DISTRIBUTION = "softmax(logits / temperature) over the full vocabulary, before top-p truncation"
 STATS_TOKENS = "generated tokens up to and including the first EOS; padding and post-EOS positions excluded"
 #: Settings that must agree between an existing output file and a resumed run.
-RESUME_KEYS = ("model", "n", "temperature", "top_p", "max_new_tokens", "instruction", "response_prefix", "seed")
+RESUME_KEYS = ("model", "n", "temperature", "top_p", "max_new_tokens", "instruction", "response_prefix", "seed", "confidence_k")
 
 
 @dataclass
@@ -47,9 +48,13 @@ class GenerationSettings:
     #: of each rollout's ``text`` but not of its statistics, which cover generated tokens only.
     response_prefix: str | None = None
     token_stats: bool = False
+    #: Per-token arrays to write even without ``token_stats`` (which writes them all), e.g.
+    #: ``("token_confidence",)`` for DeepConf's windowed confidences at a fraction of the file size.
+    token_arrays: tuple[str, ...] = ()
     backend: str = "transformers"
     device: str = "cpu"
     dtype: str | None = None
+    #: vLLM: top-K log-probs per token; both backends: DeepConf's k of ``token_confidence``.
     topk: int = 20
 
     def validate(self) -> None:
@@ -63,6 +68,15 @@ class GenerationSettings:
             raise UserError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}.")
         if self.batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {self.batch_size}.")
+        if self.topk < 1:
+            raise UserError(f"--topk must be at least 1, got {self.topk}.")
+        unknown = sorted(set(self.token_arrays) - set(TOKEN_FIELDS))
+        if unknown:
+            raise UserError(f"Unknown per-token array(s) {', '.join(unknown)}; choose from {', '.join(TOKEN_FIELDS)}.")
+
+    def written_arrays(self) -> tuple[str, ...]:
+        """The per-token arrays each rollout gets in the output file."""
+        return tuple(TOKEN_FIELDS) if self.token_stats else tuple(a for a in TOKEN_FIELDS if a in self.token_arrays)
 
 
 @dataclass
@@ -96,26 +110,22 @@ def plan_batches(prompts: list[PromptItem], settings: GenerationSettings) -> lis
     return batches
 
 
-def rollout_json(sample: Any, token_stats: bool, digits: int = 6) -> dict[str, Any]:
-    """A CONTRACT.md rollout object from a backend's sample (text, per-token arrays)."""
+def rollout_json(sample: Any, arrays: Collection[str] = (), digits: int = 6) -> dict[str, Any]:
+    """A rollout object of the rollout-file format from a backend's sample (text, per-token arrays).
+
+    Every statistic the sample carries gets its ``stats`` mean; ``arrays`` names the per-token arrays
+    (``token_entropy``, ...) to write as well.
+    """
     count = len(sample.logprob)
-
-    def mean(values: np.ndarray) -> float | None:
-        return round(float(np.mean(values)), digits) if count else None
-
-    item: dict[str, Any] = {
-        "text": sample.text,
-        "stats": {
-            "num_tokens": count,
-            "mean_entropy": mean(sample.entropy),
-            "mean_self_certainty": mean(sample.self_certainty),
-            "mean_logprob": mean(sample.logprob),
-        },
-    }
-    if token_stats:
-        item["token_entropy"] = [round(float(v), digits) for v in sample.entropy]
-        item["token_self_certainty"] = [round(float(v), digits) for v in sample.self_certainty]
-        item["token_logprob"] = [round(float(v), digits) for v in sample.logprob]
+    stats: dict[str, Any] = {"num_tokens": count}
+    item: dict[str, Any] = {"text": sample.text, "stats": stats}
+    for array_name, mean_name in TOKEN_FIELDS.items():
+        values = getattr(sample, array_name.removeprefix("token_"), None)
+        if values is None:
+            continue
+        stats[mean_name] = round(float(np.mean(values)), digits) if count else None
+        if array_name in arrays:
+            item[array_name] = [round(float(v), digits) for v in values]
     return item
 
 
@@ -152,6 +162,7 @@ def settings_meta(settings: GenerationSettings) -> dict[str, Any]:
         "seed": settings.seed,
         "instruction": settings.instruction,
         "chat_template": settings.chat_template,
+        "confidence_k": settings.topk,
         **({"response_prefix": settings.response_prefix} if settings.response_prefix else {}),
     }
 
@@ -231,13 +242,14 @@ def _generate_batch(todo: list[PromptItem], settings: GenerationSettings, backen
             sample.text = prefix + sample.text
     lines = []
     tokens = 0
+    arrays = settings.written_arrays()
     for i, prompt in enumerate(todo):
         group = samples[i * settings.n : (i + 1) * settings.n]
         tokens += sum(len(s.logprob) for s in group)
         line: dict[str, Any] = {"id": prompt.id, "prompt": prompt.prompt, "task": prompt.task}
         if prompt.reference is not None:
             line["reference"] = prompt.reference
-        line["rollouts"] = [rollout_json(s, settings.token_stats) for s in group]
+        line["rollouts"] = [rollout_json(s, arrays) for s in group]
         line["meta"] = {**meta, **prompt.meta}
         lines.append(line)
     return lines, tokens

@@ -5,7 +5,8 @@ and top-p warpers, so it sees the model's raw logits ``z`` of every step and app
 :func:`ttrl.token_stats.distribution_stats` to ``softmax(z / T)``: the sampling distribution of
 CONTRACT.md, over the full vocabulary. With ``--top-p < 1`` tokens are drawn from the top-p
 truncation of that distribution, but the statistics stay those of the untruncated one (truncation
-would make self-certainty infinite); ``meta.stats_distribution`` says so. Memory is O(batch x V) per
+would make self-certainty infinite); ``meta.stats_distribution`` says so. DeepConf's token confidence
+over the top ``confidence_k`` tokens of that distribution is exact here. Memory is O(batch x V) per
 step: nothing of size steps x V is kept.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ttrl.token_stats import distribution_stats
+from ttrl.token_stats import DEFAULT_CONFIDENCE_K, distribution_stats
 
 
 @dataclass
@@ -28,6 +29,7 @@ class SampledRollout:
     entropy: np.ndarray
     self_certainty: np.ndarray
     logprob: np.ndarray
+    confidence: np.ndarray | None = None
 
 
 def format_prompt(tokenizer: Any, prompt: str, instruction: str | None, chat_template: bool) -> str:
@@ -43,13 +45,15 @@ def _stats_recorder_class():
     from transformers import LogitsProcessor
 
     class StatsRecorder(LogitsProcessor):
-        """Record entropy and self-certainty of ``softmax(raw logits / T)`` at every step; the log-prob of
-        the token sampled at step t is read at step t + 1 (or by :meth:`finish`) once it is known."""
+        """Record entropy, self-certainty and confidence of ``softmax(raw logits / T)`` at every step; the
+        log-prob of the token sampled at step t is read at step t + 1 (or by :meth:`finish`) once it is known."""
 
-        def __init__(self, temperature: float):
+        def __init__(self, temperature: float, confidence_k: int):
             self.temperature = temperature
+            self.confidence_k = confidence_k
             self.entropy: list[Any] = []
             self.self_certainty: list[Any] = []
+            self.confidence: list[Any] = []
             self.logprob: list[Any] = []
             self._previous: tuple[Any, Any] | None = None
 
@@ -62,11 +66,12 @@ def _stats_recorder_class():
 
         def __call__(self, input_ids, scores):
             self._close_previous(input_ids[:, -1])
-            entropy, self_certainty, _, log_normalizer = distribution_stats(scores, temperature=self.temperature)
-            self.entropy.append(entropy)
-            self.self_certainty.append(self_certainty)
+            stats = distribution_stats(scores, temperature=self.temperature, confidence_k=self.confidence_k)
+            self.entropy.append(stats.entropy)
+            self.self_certainty.append(stats.self_certainty)
+            self.confidence.append(stats.confidence)
             # Later warpers return new tensors, but a copy keeps this independent of their internals.
-            self._previous = (scores.detach().clone(), log_normalizer)
+            self._previous = (scores.detach().clone(), stats.log_normalizer)
             return scores
 
         def finish(self, sequences):
@@ -78,7 +83,7 @@ def _stats_recorder_class():
 class TransformersBackend:
     name = "transformers"
 
-    def __init__(self, model_name: str, *, device: str = "cpu", dtype: str | None = None):
+    def __init__(self, model_name: str, *, device: str = "cpu", dtype: str | None = None, confidence_k: int = DEFAULT_CONFIDENCE_K):
         import torch
 
         from ttrl.models import load_causal_lm
@@ -87,6 +92,7 @@ class TransformersBackend:
         self.model, self.tokenizer, self.ref = load_causal_lm(model_name, device=device, dtype=torch_dtype)
         self.tokenizer.padding_side = "left"
         self.device = device
+        self.confidence_k = confidence_k
         self.dtype = str(self.model.dtype).replace("torch.", "")
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
@@ -106,6 +112,7 @@ class TransformersBackend:
             **({"gguf_file": self.ref.gguf_file} if self.ref.gguf_file else {}),
             "device": self.device,
             "dtype": self.dtype,
+            "confidence_k": self.confidence_k,
         }
 
     def format_prompt(self, prompt: str, instruction: str | None, chat_template: bool) -> str:
@@ -118,7 +125,7 @@ class TransformersBackend:
 
         greedy = temperature == 0
         stats_temperature = 1.0 if greedy else float(temperature)
-        recorder = _stats_recorder_class()(stats_temperature)
+        recorder = _stats_recorder_class()(stats_temperature, self.confidence_k)
         processors = [recorder]
         if not greedy:
             # Passed here rather than through the config so that the recorder runs before them.
@@ -144,10 +151,11 @@ class TransformersBackend:
         generated = sequences[:, prompt_length:]
         steps = generated.shape[1]
         if steps == 0:
-            return [SampledRollout("", [], np.zeros(0), np.zeros(0), np.zeros(0)) for _ in texts]
+            return [SampledRollout("", [], np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0)) for _ in texts]
         entropy = torch.stack(recorder.entropy, dim=1).double().cpu().numpy()
         self_certainty = torch.stack(recorder.self_certainty, dim=1).double().cpu().numpy()
         logprob = torch.stack(recorder.logprob, dim=1).double().cpu().numpy()
+        confidence = torch.stack(recorder.confidence, dim=1).double().cpu().numpy()
         lengths = response_lengths(generated.cpu().numpy(), self.eos_ids)
         out = []
         for i, length in enumerate(lengths):
@@ -159,6 +167,7 @@ class TransformersBackend:
                 entropy=entropy[i, :length],
                 self_certainty=self_certainty[i, :length],
                 logprob=logprob[i, :length],
+                confidence=confidence[i, :length],
             ))
         return out
 

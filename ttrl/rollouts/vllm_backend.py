@@ -4,7 +4,8 @@ vLLM returns, per generated token, the log-probs of the K most likely tokens plu
 not the full distribution. Entropy and self-certainty are completed from them by
 :func:`ttrl.token_stats.topk_token_statistics` (uniform tail; entropy is then an upper bound and
 self-certainty a lower bound, see there), the sampled token's log-prob is exact, and the output's
-``meta.stats_source`` is ``"topk:K"``. The engine is asked for ``logprobs_mode="processed_logprobs"``
+``meta.stats_source`` is ``"topk:K"``. DeepConf's token confidence over the top ``k = K`` tokens is
+exact too (``meta.confidence_k`` is K): it reads only the K largest log-probs. The engine is asked for ``logprobs_mode="processed_logprobs"``
 so that the log-probs are those of the temperature-scaled distribution (vLLM >= 0.10.2); with
 ``--top-p < 1`` vLLM's processed log-probs are of the truncated distribution, so statistics stay
 exact only for ``--top-p 1``.
@@ -43,18 +44,24 @@ def check_vllm_available() -> None:
         )
 
 
-def stats_from_vllm_logprobs(sampled: list[int], logprobs: list[dict[int, Any]], vocab_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-token (entropy, self-certainty, logprob) from vLLM's per-position ``{token_id: Logprob}`` dicts."""
+def stats_from_vllm_logprobs(
+    sampled: list[int], logprobs: list[dict[int, Any]], vocab_size: int, confidence_k: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per-token (entropy, self-certainty, logprob, confidence) from vLLM's per-position
+    ``{token_id: Logprob}`` dicts (the top K plus the sampled token). Confidence is ``None`` without
+    ``confidence_k``."""
     from ttrl.token_stats import topk_token_statistics
 
-    entropy, certainty, logprob = [], [], []
+    entropy, certainty, logprob, confidence = [], [], [], []
     for token, position in zip(sampled, logprobs, strict=True):
         values = {tid: float(getattr(lp, "logprob", lp)) for tid, lp in position.items()}
-        stats = topk_token_statistics(list(values.values()), vocab_size)
+        stats = topk_token_statistics(list(values.values()), vocab_size, confidence_k=confidence_k)
         entropy.append(stats.entropy)
         certainty.append(stats.self_certainty)
         logprob.append(values[token])
-    return np.asarray(entropy), np.asarray(certainty), np.asarray(logprob)
+        confidence.append(stats.confidence)
+    conf = np.asarray(confidence, dtype=np.float64) if confidence_k is not None else None
+    return np.asarray(entropy), np.asarray(certainty), np.asarray(logprob), conf
 
 
 class VLLMBackend:
@@ -75,7 +82,12 @@ class VLLMBackend:
         self.vocab_size = len(self.tokenizer)
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "device": "cuda", "dtype": str(self.llm.llm_engine.model_config.dtype)}
+        return {
+            "backend": self.name,
+            "device": "cuda",
+            "dtype": str(self.llm.llm_engine.model_config.dtype),
+            "confidence_k": self.topk,
+        }
 
     def format_prompt(self, prompt: str, instruction: str | None, chat_template: bool) -> str:
         return format_prompt(self.tokenizer, prompt, instruction, chat_template)
@@ -91,6 +103,8 @@ class VLLMBackend:
         for request in self.llm.generate(texts, params, use_tqdm=False):
             completion = request.outputs[0]
             ids = list(completion.token_ids)
-            entropy, certainty, logprob = stats_from_vllm_logprobs(ids, completion.logprobs or [], self.vocab_size)
-            out.append(SampledRollout(completion.text, ids, entropy, certainty, logprob))
+            entropy, certainty, logprob, confidence = stats_from_vllm_logprobs(
+                ids, completion.logprobs or [], self.vocab_size, confidence_k=self.topk
+            )
+            out.append(SampledRollout(completion.text, ids, entropy, certainty, logprob, confidence))
         return out
