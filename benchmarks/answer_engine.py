@@ -4,7 +4,7 @@
 
 Groups are built from the references of ``../shared/data/ttrl/MATH-TTT.json``: each group of 64
 answers mixes the reference, equivalent rewrites of it (``0.5``, ``\\frac12``, ``1/2``,
-``\\dfrac{1}{2}``, ``50\\%``, ``\\frac{2}{4}``; spacing, ``\\left``/``\\right``, ``\\dfrac``; reordered
+``\\dfrac{1}{2}``, ``5\\%`` for 5, ``\\frac{2}{4}``; spacing, ``\\left``/``\\right``, ``\\dfrac``; reordered
 elements of sets, never of tuples), wrong answers (off by one, doubled, negated, a 7-digit near miss
 that math-verify's rounding confuses with the reference) and a few rollouts without an answer. The
 true partition is known by construction. One run prints, side by side on the same groups:
@@ -17,7 +17,9 @@ true partition is known by construction. One run prints, side by side on the sam
 
 Correctness is measured on pairs of answered rollouts (same class <=> same true class) and as the
 recall of equivalent rewrites (rollouts equal to the reference that land in the reference's class).
-Then (c) alone runs a training-sized batch (``--batch`` groups x 64) with 1 and 2 caller threads.
+Then (c) alone runs a training-sized batch (``--batch`` groups x 64) with 1 and 2 caller threads,
+and the worst groups we could construct (hundreds of distinct symbolic answers, distinct equations,
+long expressions, power towers that each need a time limit), whose cost the per-group budget bounds.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
-from ttrl.core.answers import AnswerEngine
+from ttrl.core.answers import AnswerEngine, Budget
 from ttrl.core.answers.normalize import normalize_answer, plain_number
 from ttrl.core.answers.sandbox import get_pool, shutdown
 from ttrl.core.plugins import load_plugins
@@ -67,9 +69,8 @@ def numeric_rewrites(value: Fraction) -> list[str]:
     decimal = _decimal(value)
     if decimal is not None:
         forms.append(decimal)
-        percent = _decimal(value * 100)
-        if percent is not None and value.denominator > 1:
-            forms.append(f"{percent}\\%")
+    if value.denominator == 1:
+        forms.append(f"{value.numerator}\\%")  # a percent sign does not change the answer (the default convention)
     if value.denominator == 1:
         forms.append(f"{value.numerator}.0")
     if value.denominator > 1 and value.numerator < value.denominator and len(str(value.denominator)) == 1 and 0 < value.numerator < 10:
@@ -224,6 +225,7 @@ def main() -> int:
     parser.add_argument("--rollouts", type=int, default=64)
     parser.add_argument("--batch", type=int, default=512, help="groups in the training-sized batch")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--worst-only", action="store_true", help="only the worst-group costs")
     args = parser.parse_args()
     if not DATA.is_file():
         print(f"MATH-TTT.json not found at {DATA} (expected ../shared/data beside the repository)", file=sys.stderr)
@@ -238,6 +240,9 @@ def main() -> int:
     groups = [build_group(ref, rng, args.rollouts) for ref in picked]
 
     registry = load_plugins(entry_points=False).registry
+    if args.worst_only:
+        worst_groups(registry, args.rollouts)
+        return 0
     started = time.perf_counter()
     get_pool().start()
     print(f"start-up of {get_pool().size} checker workers (once per process, not counted below): "
@@ -284,7 +289,39 @@ def main() -> int:
         print(f"  {threads} caller thread(s), {get_pool().size} workers: {seconds:.2f}s, {total / seconds:,.0f} answers/s, "
               f"{1000 * seconds / args.batch:.1f} ms/group; zero-round-trip groups {zero}/{args.batch}, "
               f"round trips {trips}, timeouts {timeouts}")
+    worst_groups(registry, args.rollouts)
     return 0
+
+
+def worst_groups(registry, n: int) -> None:
+    """The costliest groups we could construct, each of ``8 * n`` rollouts (512 by default)."""
+    size = 8 * n
+    cases = {
+        "distinct polynomials": [f"\\sqrt{{{i}}}x^{{{i % 7 + 2}}}+{i}y-{i % 5}z" for i in range(size)],
+        "distinct equations": [f"{i}x+{i % 9 + 1}y={i + 3}" for i in range(size)],
+        "distinct long expressions": ["+".join(f"\\frac{{{i + k}}}{{x+{k}}}" for k in range(40)) for i in range(size)],
+        "power towers": [f"{i + 2}^{{{i + 3}^{{{i + 4}^{{{i + 5}}}}}}}" for i in range(size)],
+        "near-equal decimals": [f"0.{'3' * (4 + i % 12)}{i}" for i in range(size)] + ["\\frac13"],
+    }
+    print(f"\nworst groups: {size} rollouts each, default budget {Budget()}")
+    for name, answers in cases.items():
+        shutdown()
+        get_pool().start()
+        engine = AnswerEngine(registry, timeout_seconds=5.0)
+        started = time.perf_counter()
+        classes = engine.cluster(answers, "math")
+        seconds = time.perf_counter() - started
+        d = classes.diagnostics
+        print(f"  {name:26s} {seconds:6.2f}s  classes {classes.num_classes:4d}  checker requests {d['round_trips']:4d}  "
+              f"degraded: {'yes' if d.get('degraded') else 'no'}")
+    answers = cases["distinct polynomials"][: n * 2]
+    shutdown()
+    get_pool().start()
+    unbounded = AnswerEngine(registry, timeout_seconds=5.0, budget=Budget(requests=10**9, seconds=1e9))
+    started = time.perf_counter()
+    classes = unbounded.cluster(answers, "math")
+    print(f"  without a budget, {len(answers)} distinct polynomials: {time.perf_counter() - started:.2f}s, "
+          f"{classes.diagnostics['round_trips']} checker requests")
 
 
 if __name__ == "__main__":

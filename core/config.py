@@ -42,6 +42,11 @@ class AnswerSettings(BaseModel):
 
     timeout_seconds: float = Field(default=5.0, gt=0, description="Wall-clock limit per parse or comparison.")
     task: str | None = Field(default=None, description="Extractor to use for every group, overriding each group's task.")
+    percent: Literal["value", "fraction"] = Field(default="value", description="25% is 25 (value) or 0.25 (fraction).")
+    group_seconds: float = Field(default=1.0, gt=0, description="Checker time one group may use before it is compared by normalised text.")
+    group_requests: int = Field(default=256, gt=0, description="Checker requests one group may make before it is compared by normalised text.")
+    decimals: Literal["rounded", "exact"] = Field(
+        default="rounded", description="A 4+ digit decimal equals an exact value it rounds to (rounded), or only its own value (exact).")
 
 
 class GroupSettings(BaseModel):

@@ -68,7 +68,8 @@ class AnswerClasses:
     """Rollouts' extracted answers grouped into equivalence classes by the answer engine.
 
     ``class_ids[i]`` is rollout *i*'s class, or ``-1`` when it has no answer. Classes are numbered in
-    order of first appearance; ``representatives[k]`` is the first answer string seen in class *k*.
+    order of first appearance; ``representatives[k]`` is class *k*'s label: its cleanest member (the
+    most frequent normalised spelling, the shortest among equally frequent ones).
     """
 
     answers: list[str | None]

@@ -160,7 +160,7 @@ class EstimationPipeline:
             resolve(registry.shapers, s, locate=config.locate, path=("reward_shaping", i))
             for i, s in enumerate(config.reward_shaping)
         ]
-        engine = AnswerEngine(registry, timeout_seconds=config.answers.timeout_seconds, task_override=config.answers.task)
+        engine = AnswerEngine.from_settings(registry, config.answers)
         return cls(estimator, engine, shapers, time_limit=config.groups.estimator_timeout_seconds)
 
     @property

@@ -22,7 +22,8 @@ def register_extractors(register):
         "math",
         extract_math,
         compare="math",
-        description='Last \\boxed{}/\\fbox{}, else "final answer is $X$", else "the answer is X", else the last number.',
+        description='An answer statement after the last box, else the last \\boxed{} (boxes joined by "and" are a list), '
+        'else "the answer is X", else the last expression of the concluding statement.',
     )
     register(
         "math_boxed",
@@ -35,7 +36,7 @@ def register_extractors(register):
         "math_no_number",
         extract_math_no_number,
         compare="math",
-        description='Last \\boxed{}, else "final answer is $X$", else "the answer is X"; never a stray number.',
+        description='Box and answer statements as `math`; never an expression from the concluding statement.',
     )
     register(
         "number",

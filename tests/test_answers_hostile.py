@@ -90,6 +90,17 @@ ADVERSARIAL_TEXTS = {
     "parenthesised letters": "(A)" * 3_000_000,
     "bare boxes": "\\boxed " * 1_500_000,
     "backslashes": "\\" * 10_000_000,
+    "dollars": "$" * 10_000_000,
+    "inline math": "$1$ " * 2_500_000,
+    "display math openers": "\\[" * 5_000_000,
+    "bold": "**" * 5_000_000,
+    "operators": "1+" * 5_000_000,
+    "open tuples": "(1," * 3_000_000,
+    "answer colons": "Answer: " * 1_250_000,
+    "boxes joined by and": "\\boxed{1} and " * 700_000,
+    "sentences": "So 2. " * 1_700_000,
+    "a long gap between two boxes": "\\boxed{1}" + " " * 90_000 + "x\\boxed{2}",
+    "a long gap between two spans": "$1$" + " " * 3_500 + "x$2$",
 }
 
 

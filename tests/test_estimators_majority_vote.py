@@ -46,7 +46,7 @@ def test_ttrl_lucky_hit_wrong_label_still_gives_mostly_right_rewards(registry):
 def test_equivalent_answers_vote_together(registry):
     # \dfrac{1}{2} and \frac{1}{2} are one answer class, so together they outvote the two 3s.
     _, _, _, est = vote(registry, ["3", "\\dfrac{1}{2}", "\\frac{1}{2}", "3", "\\frac{1}{2}"])
-    assert est.label == "\\dfrac{1}{2}"  # the class is named by its first member
+    assert est.label == "\\frac{1}{2}"  # the class is named by its cleanest (normalised) member
     assert est.rewards == [0.0, 1.0, 1.0, 0.0, 1.0]
 
 

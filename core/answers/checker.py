@@ -8,23 +8,33 @@ are switched off: they fail in non-main threads and take whole seconds only). A 
 space limit make a worker that ignores the alarm (stuck in C code) die on its own, even when its
 parent is gone.
 
-math-verify is made symmetric (``a ≡ b`` when ``verify(a, b)`` or ``verify(b, a)``) and its known false
-equivalences are vetoed: it rounds numbers to 6 significant digits, so ``1/2^{99}`` and
-``1/2^{98}`` (or ``1/2004!`` and ``1/2006!``) compare equal; after a "yes", numbers are compared at
-40 digits and expressions with variables at random points, and equations must be proportional.
+Equations are decided here, not by math-verify (whose ``verify(gold, pred)`` unwraps an equation
+against a value, so OR-ing both directions would make ``a+3z=0`` equal ``0``): two equations are the
+same when they define the same relation (``lhs - rhs`` of one a non-zero constant multiple of the
+other's at random points: ``2x+4y-3=0`` is ``y=-\frac12x+\frac34``); an equation equals a value only
+when it assigns that value to a variable (``x=5`` and ``5``). For everything else math-verify is made
+symmetric (``verify(a, b)`` or ``verify(b, a)``) and its known false equivalences are vetoed first:
+it rounds numbers to 6 significant digits, so ``1/2^{99}`` and ``1/2^{98}`` (or ``1/2004!`` and
+``1/2006!``) compare equal; numbers are compared at 40 digits and expressions with variables at
+random points. A written decimal and an exact constant follow the ``decimals`` convention of the
+request (see :class:`~ttrl.core.answers.normalize.Conventions`). Matrix sums and products are
+evaluated at parse time, so they compare with their value.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import random
+import re
 import resource
 import signal
 import struct
 import sys
 import time
+import zlib
 from typing import Any
 
 _HEADER = struct.Struct(">I")
@@ -32,6 +42,7 @@ _MEMORY_MB = int(os.environ.get("TTRL_ANSWER_WORKER_MEMORY_MB", "3072"))
 _PARSE_CACHE_SIZE = 4096
 _RELATIVE_TOLERANCE = 1e-12
 _PROBES = 3
+_WRITTEN_DECIMAL = re.compile(r"^-?(\d*)\.(\d+)$")
 
 
 class Deadline(BaseException):
@@ -40,6 +51,19 @@ class Deadline(BaseException):
 
 def _on_alarm(signum, frame):
     raise Deadline()
+
+
+def _guarded(function, *args) -> dict[str, Any]:
+    """``function(*args)``, or the error it raised as ``{"error": ...}`` (a parser bug on one answer
+    must not end a batch or the worker); :class:`Deadline` passes through."""
+    try:
+        return function(*args)
+    except MemoryError:
+        return {"error": "out of memory"}
+    except RecursionError:
+        return {"error": "too deeply nested"}
+    except Exception as exc:
+        return {"error": type(exc).__name__}
 
 
 class Checker:
@@ -61,6 +85,7 @@ class Checker:
         text = f"${answer}$" if "$" not in answer else f"\\boxed{{{answer}}}"
         parsed = self._parse(text, parsing_timeout=None)
         if parsed:
+            parsed = [_evaluate_matrix_expression(parsed[0]), *parsed[1:]]
             _evaluate_constants(parsed[0])
         if len(self._cache) >= _PARSE_CACHE_SIZE:
             self._cache.clear()
@@ -68,21 +93,228 @@ class Checker:
         self._cache[answer] = parsed
         return parsed
 
-    def equivalent(self, a: str, b: str) -> dict[str, Any]:
+    def equivalent(self, a: str, b: str, conventions: dict[str, Any] | None = None) -> dict[str, Any]:
+        conventions = conventions or {}
+        if conventions.get("percent", "value") == "value":
+            a, b = _without_percent(a), _without_percent(b)
         parsed_a, parsed_b = self.parse(a), self.parse(b)
         if not parsed_a or not parsed_b:
             return {"equivalent": False, "verify_calls": 0, "unparsed": True}
+        x, y = parsed_a[0], parsed_b[0]
+        relation = _relation_verdict(x, y, self._value_equal, conventions, a, b)
+        if relation is not None:
+            same, reason = relation
+            return {"equivalent": same, "verify_calls": 0, "decided_by": reason, **({} if same else {"veto": reason})}
+        return self._value_equal(x, y, conventions, a, b, parsed_a, parsed_b)
+
+    def parse_reply(self, answer: str, conventions: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Whether ``answer`` parses, and its :func:`fingerprint` (``None`` when it has none)."""
+        if (conventions or {}).get("percent", "value") == "value":
+            answer = _without_percent(answer)
+        parsed = self.parse(answer)
+        return {"parsed": bool(parsed), "fingerprint": fingerprint(parsed[0]) if parsed else None}
+
+    def parse_many(self, answers: list[str], conventions: dict[str, Any] | None = None) -> dict[str, Any]:
+        """:meth:`parse_reply` for several answers in one request; at the deadline the results so far."""
+        results: list[dict[str, Any]] = []
+        for answer in answers:
+            try:
+                results.append(_guarded(self.parse_reply, answer, conventions))
+            except Deadline:
+                return {"results": results, "stopped": "timeout"}
+        return {"results": results}
+
+    def first_equal(self, a: str, candidates: list[str], conventions: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``a`` against each candidate in order, up to the first equal one: one request for a whole
+        class walk. A comparison that raises is recorded and the walk goes on; at the deadline the
+        results so far come back (``stopped``)."""
+        results: list[dict[str, Any]] = []
+        for candidate in candidates:
+            try:
+                result = _guarded(self.equivalent, a, candidate, conventions)
+            except Deadline:
+                return {"results": results, "stopped": "timeout"}
+            results.append(result)
+            if result.get("equivalent"):
+                break
+        return {"results": results}
+
+    def _value_equal(self, x: Any, y: Any, conventions: dict[str, Any], a: str = "", b: str = "",
+                     parsed_a: list | None = None, parsed_b: list | None = None) -> dict[str, Any]:
+        rounded = _rounded_decimal_verdict(x, y, a, b, conventions)
+        if rounded is not None:
+            return {"equivalent": rounded, "verify_calls": 0, "decided_by": "decimal rounding",
+                    **({} if rounded else {"veto": "rounded decimal differs"})}
         # The veto is numeric evaluation, far cheaper than verify's simplification, so it runs
         # first: most different answers are rejected without calling verify at all.
-        veto = false_equivalence(parsed_a[0], parsed_b[0])
+        veto = false_equivalence(x, y)
         if veto:
             return {"equivalent": False, "verify_calls": 0, "veto": veto}
+        parsed_a = parsed_a if parsed_a is not None else [x, a]
+        parsed_b = parsed_b if parsed_b is not None else [y, b]
         calls = 1
         same = self._verify(parsed_a, parsed_b, timeout_seconds=None)
         if not same:
             calls += 1
             same = self._verify(parsed_b, parsed_a, timeout_seconds=None)
-        return {"equivalent": bool(same), "verify_calls": calls}
+        return {"equivalent": bool(same), "verify_calls": calls, "decided_by": "math-verify"}
+
+
+def _point_value(name: str, seed: int) -> Any:
+    import sympy
+
+    digest = zlib.crc32(f"{seed}:{name}".encode())
+    return sympy.Rational(3 + digest % 89, 2 + (digest // 89) % 29)
+
+
+def fingerprint(expr: Any) -> list[list[float]] | None:
+    """The values of an expression at two fixed rational points per variable name (a constant: its
+    value), or ``None`` for anything else (equations, containers, written decimals, unknown
+    functions). Two answers whose fingerprints differ are different, as the random-point veto would
+    find: computed once per answer, it spares a group the pairwise checks of its distinct answers."""
+    import sympy
+    from sympy.core.function import AppliedUndef
+
+    if not isinstance(expr, sympy.Expr) or expr.has(sympy.Float) or expr.atoms(AppliedUndef):
+        return None
+    symbols = sorted(expr.free_symbols, key=str)
+    if len(symbols) > 8:
+        return None
+    values = []
+    for seed in (1, 2):
+        try:
+            value = sympy.N(expr.subs({s: _point_value(str(s), seed) for s in symbols}), 30)
+            if not value.is_number or value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+                return None
+            real, imaginary = value.as_real_imag()
+            values.append([float(real), float(imaginary)])
+        except (TypeError, ValueError, ArithmeticError, OverflowError):
+            return None
+        if not symbols:
+            break
+    if any(math.isinf(x) or math.isnan(x) for point in values for x in point):
+        return None
+    return values
+
+
+def _without_percent(answer: str) -> str:
+    """``25\\%`` read as ``25`` (the default percent convention)."""
+    stripped = answer.rstrip()
+    for mark in ("\\%", "%"):
+        if stripped.endswith(mark):
+            return stripped[: -len(mark)].rstrip()
+    return answer
+
+
+def _is_assignment(relation: Any) -> bool:
+    """``x = …`` or ``f(x) = …``: the left side names what the right side is."""
+    import sympy
+
+    lhs = relation.lhs
+    return isinstance(lhs, sympy.Symbol) or (isinstance(lhs, sympy.core.function.AppliedUndef) and all(
+        isinstance(arg, sympy.Symbol) for arg in lhs.args))
+
+
+def _relation_verdict(x: Any, y: Any, value_equal, conventions, a: str, b: str) -> tuple[bool, str] | None:
+    """Equations decided here: ``(same, reason)``, or ``None`` when neither side is an equation."""
+    import sympy
+
+    x_eq, y_eq = isinstance(x, sympy.Equality), isinstance(y, sympy.Equality)
+    if not (x_eq or y_eq):
+        return None
+    if x_eq and y_eq:
+        if _is_assignment(x) and _is_assignment(y) and not (x.rhs.free_symbols - {x.lhs}) and not (y.rhs.free_symbols - {y.lhs}):
+            if x.lhs != y.lhs:
+                return False, "assigns another variable"
+            same = value_equal(x.rhs, y.rhs, conventions)["equivalent"]
+            return bool(same), "assigned values" if same else "assigned values differ"
+        verdict = _same_relation(x, y)
+        if verdict is None:
+            return False, "equations could not be compared"
+        return (True, "same relation") if verdict else (False, "equations differ")
+    equation, value = (x, y) if x_eq else (y, x)
+    if not _is_assignment(equation):
+        return False, "an equation is not a value"
+    same = value_equal(equation.rhs, value, conventions)["equivalent"]
+    return bool(same), "assigned value" if same else "assigned value differs"
+
+
+def _same_relation(a: Any, b: Any) -> bool | None:
+    """Whether two equations define the same relation: ``lhs - rhs`` of one a non-zero constant
+    multiple of the other's, at random rational points (``None``: could not evaluate)."""
+    import sympy
+
+    left, right = a.lhs - a.rhs, b.lhs - b.rhs
+    symbols = sorted(left.free_symbols | right.free_symbols, key=str)
+    if len(symbols) > 8:
+        return None
+    if not symbols:
+        x, y = numeric_value(left), numeric_value(right)
+        if x is None or y is None:
+            return None
+        return (x == 0) == (y == 0)
+    if left.free_symbols != right.free_symbols:
+        return False
+    rng = random.Random(0)
+    ratios = []
+    for _ in range(_PROBES + 2):
+        point = {s: sympy.Rational(rng.randint(2, 97), rng.randint(2, 31)) for s in symbols}
+        try:
+            x, y = sympy.N(left.subs(point), 40), sympy.N(right.subs(point), 40)
+        except (TypeError, ValueError, ArithmeticError):
+            return None
+        if not (x.is_number and y.is_number) or x.has(sympy.zoo, sympy.nan) or y.has(sympy.zoo, sympy.nan):
+            return None
+        if y == 0 or x == 0:
+            if abs(x) > 1e-30 or abs(y) > 1e-30:
+                return False
+            continue
+        ratios.append(x / y)
+    if not ratios:
+        return None
+    return all(abs(r - ratios[0]) <= 1e-9 * abs(ratios[0]) for r in ratios[1:])
+
+
+def _rounded_decimal_verdict(x: Any, y: Any, a: str, b: str, conventions: dict[str, Any]) -> bool | None:
+    """A written decimal against an exact constant, under the ``decimals`` convention, else ``None``."""
+    from fractions import Fraction
+
+    import sympy
+
+    match_a, match_b = _WRITTEN_DECIMAL.match(a.strip()), _WRITTEN_DECIMAL.match(b.strip())
+    if bool(match_a) == bool(match_b):
+        return None
+    decimal_text, match, other = (a, match_a, y) if match_a else (b, match_b, x)
+    if not isinstance(other, sympy.Expr) or other.free_symbols:
+        return None
+    value = numeric_value(other)
+    if value is None or not value.is_real:
+        return None
+    written = Fraction(decimal_text.strip())
+    places = len(match.group(2))
+    if conventions.get("decimals", "rounded") != "rounded":
+        return None  # exact: the numeric veto compares at 40 digits
+    digits = str(abs(written.numerator * 10**places // written.denominator)).lstrip("0")
+    if len(digits) < int(conventions.get("min_significant", 4)):
+        return None
+    exact = Fraction(str(sympy.N(value, 40)))
+    scaled = exact * 10**places
+    half = Fraction(1, 2) if exact >= 0 else Fraction(-1, 2)
+    candidates = {Fraction(int(scaled), 10**places), Fraction(int(scaled + half), 10**places)}
+    return written in candidates
+
+
+def _evaluate_matrix_expression(parsed: Any) -> Any:
+    """A sum, product or power of explicit matrices, evaluated (sympy's numeric evaluation of the
+    unevaluated expression recurses without end); anything else unchanged."""
+    from sympy.matrices import MatrixBase
+    from sympy.matrices.expressions import MatrixExpr
+
+    if isinstance(parsed, MatrixExpr) and not isinstance(parsed, MatrixBase):
+        value = parsed.doit()
+        if isinstance(value, MatrixBase):
+            return value
+    return parsed
 
 
 def numeric_value(expr: Any) -> Any:
@@ -107,8 +339,12 @@ def _evaluate_constants(parsed: Any) -> None:
     import sympy
     from sympy.matrices import MatrixBase
 
+    from sympy.matrices.expressions import MatrixExpr
+
     if isinstance(parsed, MatrixBase):
         items = list(parsed)
+    elif isinstance(parsed, MatrixExpr):
+        return  # unevaluated (a symbolic matrix): nothing to evaluate
     elif isinstance(parsed, sympy.Interval):
         items = [parsed.start, parsed.end]
     elif isinstance(parsed, (sympy.Tuple, sympy.FiniteSet)):
@@ -203,31 +439,8 @@ def _first_difference(pairs) -> str | None:
 
 
 def _equations_differ(a: Any, b: Any) -> str | None:
-    """Two equations are the same when ``lhs - rhs`` of one is a non-zero multiple of the other's."""
-    import sympy
-
-    left, right = a.lhs - a.rhs, b.lhs - b.rhs
-    symbols = sorted(left.free_symbols | right.free_symbols, key=str)
-    if not symbols or len(symbols) > 8:
-        return None
-    rng = random.Random(0)
-    ratios = []
-    for _ in range(_PROBES):
-        point = {s: sympy.Rational(rng.randint(2, 97), rng.randint(2, 31)) for s in symbols}
-        try:
-            x, y = sympy.N(left.subs(point), 40), sympy.N(right.subs(point), 40)
-        except (TypeError, ValueError, ArithmeticError):
-            return None
-        if not (x.is_number and y.is_number):
-            return None
-        if y == 0 or x == 0:
-            if x != y:
-                return "equations differ"
-            continue
-        ratios.append(x / y)
-    if any(abs(r - ratios[0]) > 1e-9 * abs(ratios[0]) for r in ratios[1:]):
-        return "equations differ"
-    return None
+    """:func:`false_equivalence` for two equations (inside tuples or sets): not the same relation."""
+    return "equations differ" if _same_relation(a, b) is False else None
 
 
 # -- the worker loop ----------------------------------------------------------------------------
@@ -259,6 +472,19 @@ def _limit_resources(seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
+def _dispatch(checker: Checker, op: str, request: dict[str, Any]) -> dict[str, Any]:
+    conventions = request.get("conventions")
+    if op == "parse":
+        return checker.parse_reply(request["a"], conventions)
+    if op == "parse_many":
+        return checker.parse_many(list(request["texts"]), conventions)
+    if op == "first_equal":
+        return checker.first_equal(request["a"], list(request["candidates"]), conventions)
+    if op == "equivalent":
+        return checker.equivalent(request["a"], request["b"], conventions)
+    return {"error": f"unknown op {op!r}"}
+
+
 def serve(requests, replies) -> None:
     """Answer requests until stdin closes (which is also how a worker notices its parent died)."""
     signal.signal(signal.SIGALRM, _on_alarm)
@@ -278,22 +504,11 @@ def serve(requests, replies) -> None:
         try:
             signal.setitimer(signal.ITIMER_REAL, seconds)
             try:
-                if op == "parse":
-                    result = {"parsed": bool(checker.parse(request["a"]))}
-                elif op == "equivalent":
-                    result = checker.equivalent(request["a"], request["b"])
-                else:
-                    result = {"error": f"unknown op {op!r}"}
+                result = _guarded(_dispatch, checker, op, request)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except Deadline:
             result = {"timeout": True}
-        except MemoryError:
-            result = {"error": "out of memory"}
-        except RecursionError:
-            result = {"error": "too deeply nested"}
-        except Exception as exc:  # a parser bug on one answer must not end the worker
-            result = {"error": type(exc).__name__}
         result["seconds"] = time.perf_counter() - started
         _write_frame(replies, result)
 

@@ -7,6 +7,12 @@ with :mod:`subprocess`, which also works inside daemonic processes where :mod:`m
 may not start children). The caller waits for each reply with ``select`` and a deadline; a worker
 that misses it is killed and replaced on next use. Workers exit when their stdin closes, so they
 go away with their parent; :func:`shutdown` (run at interpreter exit) kills and reaps them.
+
+A pool whose workers fail to start :data:`MAX_START_FAILURES` times in a row stops trying: every later
+request fails at once (no start-up wait per comparison) except one retry every
+:data:`RETRY_AFTER_SECONDS`, :attr:`CheckerPool.unavailable` says why, and one
+:class:`AnswerCheckerWarning` is issued (the CLI prints it; trainers read the engine's
+``health()``).
 """
 
 from __future__ import annotations
@@ -21,12 +27,30 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 _HEADER = struct.Struct(">I")
 #: Time a fresh worker may take to import sympy and math-verify (not counted against any request).
 STARTUP_SECONDS = float(os.environ.get("TTRL_ANSWER_WORKER_STARTUP", "60"))
+#: Consecutive start-up failures after which a pool gives up on starting workers.
+MAX_START_FAILURES = 3
+#: After giving up, a pool tries one start again after this long (a long training run may outlive a
+#: passing cause such as memory pressure); every other request in between fails at once.
+RETRY_AFTER_SECONDS = float(os.environ.get("TTRL_ANSWER_WORKER_RETRY", "300"))
+
+
+def _warning_class() -> type[Warning]:
+    from ..plugins import PluginWarning  # the CLI prints these as one "Warning: ..." line
+
+    class AnswerCheckerWarning(PluginWarning):
+        """The answer checker cannot run: comparisons that need it count as "not equivalent"."""
+
+    return AnswerCheckerWarning
+
+
+AnswerCheckerWarning = _warning_class()
 
 
 def default_size() -> int:
@@ -73,7 +97,8 @@ class _Worker:
             [sys.executable, "-m", "ttrl.core.answers.checker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            # Quiet unless TTRL_DEBUG is set: then a worker that cannot start says why.
+            stderr=None if os.environ.get("TTRL_DEBUG", "").strip() not in ("", "0") else subprocess.DEVNULL,
             env=env,
             close_fds=True,
             start_new_session=True,  # a Ctrl-C meant for the caller does not kill its workers
@@ -148,7 +173,48 @@ class CheckerPool:
         self.owner_pid = os.getpid()
         self.started = 0
         self.killed = 0
+        self.start_failures = 0
+        #: Why the pool gave up starting workers (``None`` while it still tries).
+        self.unavailable: str | None = None
+        self._failures_in_a_row = 0
+        self._gave_up_at = 0.0
+        self._state_lock = threading.Lock()
         self._closed = False
+
+    def _new_worker(self) -> _Worker:
+        """A started worker; after :data:`MAX_START_FAILURES` failures in a row, fail without trying."""
+        with self._state_lock:
+            if self.unavailable is not None:
+                if time.monotonic() - self._gave_up_at < RETRY_AFTER_SECONDS:
+                    raise WorkerFailed(self.unavailable)
+                self._gave_up_at = time.monotonic()  # one more attempt now, then wait again
+                retry = True
+            else:
+                retry = False
+        try:
+            worker = _Worker()
+        except WorkerFailed as exc:
+            with self._state_lock:
+                self.start_failures += 1
+                self._failures_in_a_row += 1
+                give_up = self._failures_in_a_row >= MAX_START_FAILURES and self.unavailable is None
+                if give_up or retry:
+                    self._gave_up_at = time.monotonic()
+                if give_up:
+                    self.unavailable = (
+                        f"the answer checker could not start ({exc}; {self._failures_in_a_row} attempts in a row): "
+                        "answers that need math-verify are compared by their normalised text only. "
+                        "Check that math-verify is installed in this Python environment (pip install math-verify) "
+                        "and that worker processes can start (TTRL_DEBUG=1 shows details)."
+                    )
+            if give_up:
+                warnings.warn(self.unavailable, AnswerCheckerWarning, stacklevel=2)
+            raise
+        with self._state_lock:
+            self._failures_in_a_row = 0
+            self.unavailable = None  # a retry that worked: the checker is back
+            self.started += 1
+        return worker
 
     def call(self, message: dict[str, Any], seconds: float) -> Reply:
         """Run one request with a wall-clock limit of ``seconds`` (the wait for a free slot and a worker's
@@ -159,8 +225,7 @@ class CheckerPool:
         try:
             worker = slot[0]
             if worker is None or not worker.alive():
-                worker = slot[0] = _Worker()
-                self.started += 1
+                worker = slot[0] = self._new_worker()
             started = time.monotonic()
             try:
                 worker.send({**message, "seconds": seconds * 0.9})
@@ -183,8 +248,7 @@ class CheckerPool:
         try:
             for slot in slots:
                 if slot[0] is None or not slot[0].alive():
-                    slot[0] = _Worker()
-                    self.started += 1
+                    slot[0] = self._new_worker()
         finally:
             for slot in slots:
                 self._idle.put(slot)

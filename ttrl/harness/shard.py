@@ -45,7 +45,7 @@ class ShardContext:
 
     def __init__(self, plan: BenchPlan, registry: Registry):
         config = RunConfig.model_validate(plan.config)
-        self.engine = AnswerEngine(registry, timeout_seconds=config.answers.timeout_seconds, task_override=config.answers.task)
+        self.engine = AnswerEngine.from_settings(registry, config.answers)
         shapers = [resolve(registry.shapers, s, path=("reward_shaping", i)) for i, s in enumerate(config.reward_shaping)]
         self.pipelines: dict[str, EstimationPipeline] = {}
         for i, spec in enumerate(plan.specs):
