@@ -601,7 +601,7 @@ def test_ttrl_style_validation_metrics_from_verls_own_validation_code():
     sources, uids, infos = [], [], {"acc": [], "pred": []}
     for g, group in enumerate(groups):
         for rollout in group["rollouts"]:
-            out = compute_score("arith", rollout["text"], group["reference"], task="math")
+            out = compute_score("arith", rollout["text"], group["reference"], answers={"task": "math"})
             sources.append("arith")
             uids.append(f"u{g}")
             infos["acc"].append(out["acc"])
