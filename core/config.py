@@ -95,9 +95,10 @@ class RunConfig(BaseModel):
     )
     answers: AnswerSettings = Field(default_factory=AnswerSettings)
     groups: GroupSettings = Field(default_factory=GroupSettings, description="Unscoreable groups in training.")
-    trainer: str | None = Field(default=None, description="Trainer adapter for `ttrl train`: openrlhf or trl.")
+    trainer: str | None = Field(default=None, description="Trainer adapter for `ttrl train`: openrlhf, trl or verl.")
     openrlhf: dict[str, Any] = Field(default_factory=dict, description="OpenRLHF adapter settings.")
     trl: dict[str, Any] = Field(default_factory=dict, description="TRL adapter settings.")
+    verl: dict[str, Any] = Field(default_factory=dict, description="verl adapter settings.")
 
     #: Where each value came from (file:line), set by :func:`load_run_config`.
     _locator: Locator | None = None

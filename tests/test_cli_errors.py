@@ -34,6 +34,7 @@ def test_debug_shows_the_traceback(run_ttrl):
 
 def test_unknown_trainer(run_ttrl, tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text("estimator: {name: majority_vote}\ntrainer: verl\n")
+    config.write_text("estimator: {name: majority_vote}\ntrainer: nemo-rl\n")
     result = run_ttrl("train", "--config", str(config), "--dry-run")
-    assert result.returncode == 2 and f"Unknown trainer 'verl' ({config}:2)" in result.stderr
+    assert result.returncode == 2 and f"Unknown trainer 'nemo-rl' ({config}:2)" in result.stderr
+    assert "openrlhf, trl, verl" in result.stderr

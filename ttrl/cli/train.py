@@ -2,7 +2,7 @@
 
 The run config's ``trainer:`` picks an adapter module; each adapter exposes
 ``launch(config: RunConfig, *, config_path: Path, dry_run: bool) -> int`` and validates its own section
-(``openrlhf:`` or ``trl:``) before anything heavy starts.
+(``openrlhf:``, ``trl:`` or ``verl:``) before anything heavy starts.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ttrl.core.errors import UserError
 TRAINERS = {
     "openrlhf": "ttrl.adapters.openrlhf",
     "trl": "ttrl.adapters.trl",
+    "verl": "ttrl.adapters.verl",
 }
 
 
