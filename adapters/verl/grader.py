@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ttrl.core.answers.normalize import normalize_answer
@@ -27,9 +28,19 @@ def _engine(answers_json: str):
     return AnswerEngine.from_settings(default_plugins().registry, settings), settings.task or "math"
 
 
+def _plain(value: Any) -> Any:
+    """Plain Python values from verl's OmegaConf nodes (mappings and lists nest: answers: has
+    per-task threshold tables)."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(value[key]) for key in value}
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [_plain(item) for item in value]
+    return value
+
+
 def _grade(response: str, ground_truth: Any, answers: dict | None) -> tuple[float, str | None]:
-    # verl hands reward_kwargs over as OmegaConf nodes: read them key by key (the values are scalars)
-    engine, task = _engine(json.dumps({key: answers[key] for key in answers or {}}, sort_keys=True))
+    # verl hands reward_kwargs over as OmegaConf nodes
+    engine, task = _engine(json.dumps(_plain(answers or {}), sort_keys=True))
     answer = engine.extract(response, task)
     if answer is None or ground_truth is None or str(ground_truth).strip() == "":
         return 0.0, answer
