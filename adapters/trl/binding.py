@@ -25,8 +25,28 @@ import torch
 from ttrl.core.groups import GroupEstimator, GroupResult, Response
 from ttrl.token_stats import response_token_stats
 
-#: Completions per forward pass when computing token statistics (bounds the [B, T, V] logits).
+#: Completions per forward pass when computing token statistics (bounds the backbone's activations).
 STATS_BATCH = 8
+
+
+class _HeadLogits:
+    """``[B, C, V]`` logits that exist only as the slices asked for: ``head(hidden[row, start:stop])``.
+
+    :func:`ttrl.token_stats.response_token_stats` reads one row's span a chunk at a time, so the LM head
+    never materializes more than one chunk of logits.
+    """
+
+    def __init__(self, head: Any, hidden: torch.Tensor) -> None:
+        self.head, self.hidden = head, hidden
+        self.shape = (*hidden.shape[:2], head.weight.shape[0])
+        self.device = hidden.device
+
+    def dim(self) -> int:
+        return 3
+
+    def __getitem__(self, index: tuple[int, slice]) -> torch.Tensor:
+        row, span = index
+        return self.head(self.hidden[row, span])
 
 
 def policy_token_stats(
@@ -37,30 +57,41 @@ def policy_token_stats(
     temperature: float,
     pad_token_id: int,
 ) -> list[dict[str, np.ndarray]]:
-    """Per completion, its token arrays (``token_*`` fields) under ``model`` at ``temperature``."""
+    """Per completion, its token arrays (``token_*`` fields) under ``model`` at ``temperature``.
+
+    Prompts are left-padded with position ids counted from each row's first real token (as generation
+    numbers them); rows with the same prompt share its forward pass (:mod:`.fastpath`), and the LM head
+    runs on the completion positions only.
+    """
+    from .fastpath import eligible, hidden_states
+
     device = next(model.parameters()).device
     out: list[dict[str, np.ndarray]] = []
     for start in range(0, len(completion_ids), STATS_BATCH):
-        prompts = prompt_ids[start : start + STATS_BATCH]
-        completions = completion_ids[start : start + STATS_BATCH]
-        width = max(len(p) + len(c) for p, c in zip(prompts, completions))
-        # right padding: each row's positions start at 0, so no position ids are needed
-        input_ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long, device=device)
+        prompts = [list(p) for p in prompt_ids[start : start + STATS_BATCH]]
+        completions = [list(c) for c in completion_ids[start : start + STATS_BATCH]]
+        p_width, c_width = max(map(len, prompts)), max(1, max(map(len, completions)))
+        input_ids = torch.full((len(prompts), p_width + c_width), pad_token_id, dtype=torch.long)
         attention = torch.zeros_like(input_ids)
-        # logits at position t predict token t+1: completion token j is predicted at len(prompt) - 1 + j
-        response = torch.zeros((len(prompts), width), dtype=torch.bool)
-        sampled = torch.zeros((len(prompts), width), dtype=torch.long)
+        sampled = torch.zeros((len(prompts), c_width), dtype=torch.long)
+        response = torch.zeros((len(prompts), c_width), dtype=torch.bool)
         for row, (p, c) in enumerate(zip(prompts, completions)):
-            ids = torch.tensor(list(p) + list(c), dtype=torch.long, device=device)
-            input_ids[row, : len(ids)] = ids
-            attention[row, : len(ids)] = 1
-            response[row, len(p) - 1 : len(p) - 1 + len(c)] = True
-            sampled[row, len(p) - 1 : len(p) - 1 + len(c)] = torch.tensor(list(c), dtype=torch.long)
+            input_ids[row, p_width - len(p) : p_width] = torch.tensor(p, dtype=torch.long)
+            attention[row, p_width - len(p) : p_width] = 1
+            input_ids[row, p_width : p_width + len(c)] = torch.tensor(c, dtype=torch.long)
+            attention[row, p_width : p_width + len(c)] = 1
+            sampled[row, : len(c)] = torch.tensor(c, dtype=torch.long)
+            response[row, : len(c)] = True
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        input_ids, attention, positions = input_ids.to(device), attention.to(device), positions.to(device)
         with torch.no_grad():
-            logits = model(input_ids=input_ids, attention_mask=attention).logits
-            out.extend(
-                response_token_stats(logits, response, tokens=sampled.to(device), temperature=temperature)
-            )
+            if eligible(model):
+                hidden = hidden_states(model.base_model, input_ids, attention, c_width, position_ids=positions)
+                logits: Any = _HeadLogits(model.get_output_embeddings(), hidden)
+            else:
+                full = model(input_ids=input_ids, attention_mask=attention, position_ids=positions).logits
+                logits = full[:, p_width - 1 : -1]
+            out.extend(response_token_stats(logits, response, tokens=sampled.to(device), temperature=temperature))
         del logits
     return out
 

@@ -127,14 +127,19 @@ class _ExpectedNoneRewards:
         return "All reward functions returned None" not in str(record.getMessage())
 
 
-def build_trainer(run: PreparedRun, model: Any, tokenizer: Any, ref: Any, rows: list[dict[str, Any]], callbacks: list[Any] = ()):
-    """A GRPOTrainer whose only reward function is the estimator; returns ``(trainer, reward)``."""
+def build_trainer(run: PreparedRun, model: Any, tokenizer: Any, ref: Any, rows: list[dict[str, Any]], callbacks: list[Any] = (),
+                  reward_class: type | None = None):
+    """A GRPOTrainer whose only reward function is the estimator; returns ``(trainer, reward)``.
+
+    ``reward_class`` replaces :class:`~ttrl.adapters.trl.binding.EstimatorReward` (``ttrl study``'s
+    ground-truth ceiling subclasses it)."""
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
     from ttrl.core.groups import GroupEstimator
 
     from .binding import EstimatorReward
+    from .fastpath import fast_grpo_trainer_class
 
     kwargs = dict(run.grpo_kwargs)
     if run.settings.beta > 0:
@@ -150,8 +155,8 @@ def build_trainer(run: PreparedRun, model: Any, tokenizer: Any, ref: Any, rows: 
         meta={"temperature": run.settings.temperature, "confidence_k": DEFAULT_CONFIDENCE_K,
               "stats_source": "policy logits (trainer: trl)"},
     )
-    reward = EstimatorReward(groups, temperature=run.settings.temperature)
-    trainer = GRPOTrainer(
+    reward = (reward_class or EstimatorReward)(groups, temperature=run.settings.temperature)
+    trainer = fast_grpo_trainer_class()(
         model=trainable(model),
         reward_funcs=[reward],
         args=args,
