@@ -99,6 +99,7 @@ class RunConfig(BaseModel):
     openrlhf: dict[str, Any] = Field(default_factory=dict, description="OpenRLHF adapter settings.")
     trl: dict[str, Any] = Field(default_factory=dict, description="TRL adapter settings.")
     verl: dict[str, Any] = Field(default_factory=dict, description="verl adapter settings.")
+    study: dict[str, Any] = Field(default_factory=dict, description="`ttrl study` settings: arms and evaluation.")
 
     #: Where each value came from (file:line), set by :func:`load_run_config`.
     _locator: Locator | None = None

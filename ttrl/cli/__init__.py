@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "ttrl.cli.train",
     "ttrl.cli.rollouts",
     "ttrl.cli.bench",
+    "ttrl.cli.study",
 )
 
 
