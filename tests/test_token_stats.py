@@ -9,6 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ttrl.token_stats import (  # noqa: E402
+    certainty_statistics,
     distribution_stats,
     reference_token_statistics,
     token_statistics,
@@ -106,6 +107,27 @@ def test_chunking_does_not_change_the_result():
     many = token_statistics(logits, chunk_size=1000)
     assert torch.equal(one.entropy, many.entropy)
     assert torch.equal(one.self_certainty, many.self_certainty)
+
+
+def test_certainty_statistics_of_logits_a_trainer_already_scaled_match_the_reference():
+    """What verl's patched log-prob pass runs on its temperature-scaled logits: self-certainty and
+    confidence only (verl computes the entropy), the same in any chunking, bf16 accepted."""
+    logits = (torch.randn(37, 500, generator=torch.Generator().manual_seed(3)) * 6).to(torch.bfloat16)
+    scaled = logits / 0.7
+    ref = reference_token_statistics(logits.float(), temperature=0.7, confidence_k=20)
+    out = certainty_statistics(scaled, confidence_k=20, chunk_size=5)
+    assert set(out) == {"token_self_certainty", "token_confidence"}
+    # bf16 input is read chunk by chunk in float32, as if converted first
+    upcast = certainty_statistics(scaled.float(), confidence_k=20, chunk_size=5)
+    assert all(torch.equal(out[name], upcast[name]) for name in out)
+    exact = certainty_statistics(logits.float() / 0.7, confidence_k=20, chunk_size=5)
+    assert exact["token_self_certainty"].double() == pytest.approx(ref.self_certainty.numpy(), abs=1e-4)
+    assert exact["token_confidence"].double() == pytest.approx(ref.confidence.numpy(), abs=1e-4)
+    whole = certainty_statistics(logits.float() / 0.7, confidence_k=20, chunk_size=1000)
+    assert torch.equal(whole["token_self_certainty"], exact["token_self_certainty"])
+    assert set(certainty_statistics(scaled)) == {"token_self_certainty"}  # no k: no confidence
+    with pytest.raises(ValueError, match=r"\[N, V\]"):
+        certainty_statistics(torch.zeros(2, 3, 4))
 
 
 def test_bad_inputs_are_rejected_with_the_reason():

@@ -61,7 +61,7 @@ def test_a_non_contiguous_view_of_the_logits_is_read_in_place():
 
 PROBE = r"""
 import json, sys, torch
-from ttrl.token_stats import response_token_stats
+from ttrl.token_stats import certainty_statistics, response_token_stats
 
 
 def status_kib(field):
@@ -69,9 +69,11 @@ def status_kib(field):
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 torch.set_num_threads(1)
 batch, length, vocab, chunk = (int(v) for v in sys.argv[1:5])
+kernel = sys.argv[5]
 small = torch.randn(2, 9, 64, dtype=torch.bfloat16)  # warm up kernels and allocator paths
 response_token_stats(small[:, :-1], torch.ones(2, 8, dtype=torch.bool), tokens=torch.zeros(2, 8, dtype=torch.long),
                      temperature=0.7, chunk_size=4)
+certainty_statistics(small[0], confidence_k=20, chunk_size=4)
 logits = torch.empty(batch, length + 1, vocab, dtype=torch.bfloat16).normal_()
 view = logits[:, :-1]  # not contiguous: a reshape of it would copy all of it
 mask = torch.zeros(batch, length, dtype=torch.bool)
@@ -84,16 +86,21 @@ except OSError as exc:
     print(json.dumps({"skip": f"cannot reset the peak resident size: {exc}"}))
     sys.exit(0)
 before = status_kib("VmRSS")
-response_token_stats(view, mask, tokens=tokens, temperature=0.7, chunk_size=chunk)
+if kernel == "response":
+    response_token_stats(view, mask, tokens=tokens, temperature=0.7, chunk_size=chunk)
+else:  # a trainer's packed [N, V] logits, already divided by its temperature (verl's log-prob pass)
+    certainty_statistics(logits.view(-1, vocab), confidence_k=20, chunk_size=chunk)
 peak = status_kib("VmHWM")
 print(json.dumps({"extra_bytes": (peak - before) * 1024, "logits_bytes": logits.numel() * 2}))
 """
 
 
-def peak_extra(batch: int, length: int, vocab: int, chunk: int) -> dict:
+def peak_extra(batch: int, length: int, vocab: int, chunk: int, kernel: str = "response") -> dict:
+    """``kernel``: ``response`` (response_token_stats on [B, T, V]) or ``certainty`` (certainty_statistics on
+    the same logits packed to [B x T, V])."""
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(batch), str(length), str(vocab), str(chunk)],
+        [sys.executable, "-c", PROBE, str(batch), str(length), str(vocab), str(chunk), kernel],
         capture_output=True, text=True, env=env, timeout=300, check=True,
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -111,5 +118,18 @@ def test_extra_memory_is_one_chunk_whatever_the_batch():
     for run in (small, large):
         assert 0 < run["extra_bytes"] <= chunk_set + 8 * 2**20, run
     # 4x the logits (512 MiB of bf16), the same extra memory: nothing scales with batch x length
+    assert large["extra_bytes"] <= small["extra_bytes"] + 8 * 2**20
+    assert large["extra_bytes"] < large["logits_bytes"] / 20
+
+
+def test_certainty_statistics_extra_memory_is_one_chunk_whatever_the_packed_length():
+    """The kernel verl's patched log-prob pass runs on all of a micro-batch's packed positions."""
+    vocab, chunk = 32768, 64
+    # one chunk's float32 copy and logsumexp's temporary
+    chunk_set = 2 * chunk * vocab * 4
+    small = peak_extra(2, 1024, vocab, chunk, "certainty")
+    large = peak_extra(8, 1024, vocab, chunk, "certainty")
+    for run in (small, large):
+        assert 0 < run["extra_bytes"] <= chunk_set + 8 * 2**20, run
     assert large["extra_bytes"] <= small["extra_bytes"] + 8 * 2**20
     assert large["extra_bytes"] < large["logits_bytes"] / 20

@@ -268,8 +268,7 @@ def test_metrics_under_ttrl_prefix_include_label_and_trained_subset_accuracy(smo
 def test_answer_only_estimators_read_no_token_statistics_from_verl():
     assert verl_fields(estimator(n_votes=8, n_train=4).stats_needed) == []
     assert verl_fields(estimator("dare", n_votes=8, n_train=4).stats_needed) == ["entropy"]
-    with pytest.raises(KeyError, match="token_self_certainty"):
-        verl_fields(estimator("self_certainty", n_votes=8, n_train=4).stats_needed)
+    assert verl_fields(estimator("self_certainty", n_votes=8, n_train=4).stats_needed) == ["ttrl_self_certainty"]
 
 
 @pytest.mark.model
@@ -309,6 +308,207 @@ def test_entropy_from_verls_log_prob_pass_is_ttrls_token_entropy_at_the_rollout_
             assert scores.results[f"uid{g}"].rewards == pytest.approx(expected, abs=1e-4)
 
 
+# --- self-certainty and token confidence from verl's log-prob pass -----------------------------
+
+
+def fsdp_engine(*, pad_to_length: bool = False):
+    """verl's FSDP language-model engine for one rank without FSDP's process groups: the attributes
+    its ``__init__`` sets that ``prepare_model_inputs`` / ``prepare_model_outputs`` read."""
+    from verl.utils import torch_functional as verl_F
+    from verl.workers.config import FSDPEngineConfig
+    from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
+
+    engine = object.__new__(FSDPEngineWithLMHead)
+    engine.engine_config = FSDPEngineConfig(pad_to_length=pad_to_length, pad_to_length_bucket=64, use_torch_compile=False)
+    engine.pad_to_length, engine.pad_to_length_bucket = pad_to_length, 64
+    engine.use_ulysses_sp = False
+    engine.compute_entropy_from_logits = verl_F.entropy_from_logits
+    return engine
+
+
+def log_prob_pass(engine, model, sequences: list[list[int]], temperature: float, **flags) -> dict:
+    """One micro-batch through verl's own ``prepare_model_inputs`` and ``prepare_model_outputs`` as the
+    old-log-prob pass runs them (packed, no padding). The packed forward is SmolLM2's per sequence,
+    concatenated: on GPU flash-attention's varlen kernel keeps packed sequences apart; on CPU, sdpa
+    does not."""
+    from tensordict import TensorDict
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+    from verl.utils import tensordict_utils as tu
+
+    micro = TensorDict(
+        {"input_ids": torch.nested.as_nested_tensor([torch.tensor(s) for s in sequences], layout=torch.jagged),
+         "position_ids": torch.nested.as_nested_tensor([torch.arange(len(s)) for s in sequences], layout=torch.jagged)},
+        batch_size=[len(sequences)],
+    )
+    tu.assign_non_tensor(micro, temperature=temperature, use_remove_padding=True, calculate_entropy=True, **flags)
+    inputs, output_args = engine.prepare_model_inputs(micro_batch=micro)
+    packed = inputs["input_ids"][0]
+    bounds = [0, *np.cumsum([len(s) for s in sequences]).tolist()]
+    if bounds[-1] < len(packed):  # verl's static pad (pad_to_length): a run of its own
+        bounds.append(len(packed))
+    with torch.no_grad():
+        logits = torch.cat([model(packed[a:b].unsqueeze(0)).logits[0] for a, b in zip(bounds, bounds[1:])])
+    return engine.prepare_model_outputs(CausalLMOutputWithPast(logits=logits.unsqueeze(0)), output_args, micro, None)
+
+
+def prompt_and_responses(tokenizer, groups: list[dict]) -> tuple[list[list[int]], list[int]]:
+    """Each response's whole sequence (prompt + response tokens) and its response length."""
+    sequences, lengths = [], []
+    for group in groups:
+        prompt = tokenizer(group["prompt"], add_special_tokens=False).input_ids
+        for rollout in group["rollouts"]:
+            response = tokenizer(rollout["text"], add_special_tokens=False).input_ids
+            sequences.append(prompt + response)
+            lengths.append(len(response))
+    return sequences, lengths
+
+
+@pytest.fixture(scope="module")
+def logit_stats_installed():
+    from ttrl.adapters.verl.logit_stats import install
+
+    install()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("pad_to_length", [False, True], ids=["packed", "bucket-padded"])
+def test_verls_log_prob_pass_gives_self_certainty_and_confidence_equal_to_ttrls_float64_reference(
+    smollm2, logit_stats_installed, pad_to_length
+):
+    """verl's real prepare_model_inputs / prepare_model_outputs (patched) on SmolLM2's logits at the rollout
+    temperature: self-certainty and top-20 confidence of every response token equal ttrl's float64
+    reference within 1e-4 nats, and verl's own entropy and log-probs are what verl alone computes."""
+    from verl.workers.utils.padding import response_from_nested
+
+    from ttrl.adapters.verl.logit_stats import CONFIDENCE_K, FIELDS, REQUEST
+    from ttrl.token_stats import reference_token_statistics
+
+    model, tokenizer = smollm2
+    temperature = 0.7
+    sequences, lengths = prompt_and_responses(tokenizer, builtin_groups(2, 2))
+    engine = fsdp_engine(pad_to_length=pad_to_length)
+    request = {REQUEST: "token_confidence,token_self_certainty"}
+    out = log_prob_pass(engine, model, sequences, temperature, **request)
+    plain = log_prob_pass(engine, model, sequences, temperature)
+    assert set(plain) == {"log_probs", "entropy"} and set(out) == {"log_probs", "entropy", *FIELDS.values()}
+    for name in ("log_probs", "entropy"):
+        assert torch.equal(out[name].values(), plain[name].values())
+    mask = torch.nested.as_nested_tensor([torch.ones(n) for n in lengths], layout=torch.jagged)
+    # the response part, cut out as verl's trainer cuts out its entropy (and ttrl's trainer these)
+    responses = {name: response_from_nested(out[name], mask).unbind() for name in ("entropy", *FIELDS.values())}
+    with torch.no_grad():
+        for row, (sequence, n) in enumerate(zip(sequences, lengths)):
+            logits = model(torch.tensor([sequence])).logits[0, len(sequence) - n - 1 : -1]  # predicting the response
+            ref = reference_token_statistics(logits, temperature=temperature, confidence_k=CONFIDENCE_K)
+            # verl's entropy (logsumexp - sum p x in float32) is off by up to ~3e-4 here: same positions,
+            # its own rounding; ttrl's fields are within 1e-4 of the float64 reference
+            for field, expected, tolerance in ((FIELDS["token_self_certainty"], ref.self_certainty, 1e-4),
+                                               (FIELDS["token_confidence"], ref.confidence, 1e-4),
+                                               ("entropy", ref.entropy, 5e-4)):
+                got = responses[field][row].to(torch.float64)
+                assert got.shape == (n,) and float((got - expected).abs().max()) < tolerance, field
+    assert float(ref.self_certainty.mean()) > 0.5  # a real, peaked distribution, not a uniform one
+
+
+def test_without_the_request_verls_pass_runs_unchanged_and_computes_nothing_of_ttrls(
+    smollm2, logit_stats_installed, monkeypatch
+):
+    """The reference and update passes (and every pass of a run whose estimator needs only answers) call
+    verl's own method: ttrl's kernel never runs, verl's entropy function is left in place."""
+    import ttrl.token_stats
+
+    def must_not_run(*_args, **_kwargs):
+        raise AssertionError("ttrl's kernel ran without a request")
+
+    monkeypatch.setattr(ttrl.token_stats, "certainty_statistics", must_not_run)
+    model, tokenizer = smollm2
+    engine = fsdp_engine()
+    entropy_fn = engine.compute_entropy_from_logits
+    out = log_prob_pass(engine, model, prompt_and_responses(tokenizer, builtin_groups(1, 2))[0], 1.0)
+    assert set(out) == {"log_probs", "entropy"} and engine.compute_entropy_from_logits is entropy_fn
+
+
+def test_a_request_the_pass_cannot_serve_fails_loudly(smollm2, logit_stats_installed):
+    """Asked for self-certainty in a pass that computes no entropy from the logits (calculate_entropy off,
+    as in verl's reference pass), the patched method stops instead of returning verl's outputs alone."""
+    from tensordict import TensorDict
+    from verl.utils import tensordict_utils as tu
+
+    from ttrl.adapters.verl.logit_stats import REQUEST
+
+    model, tokenizer = smollm2
+    engine = fsdp_engine()
+    sequence = prompt_and_responses(tokenizer, builtin_groups(1, 1))[0][0]
+    micro = TensorDict({"input_ids": torch.nested.as_nested_tensor([torch.tensor(sequence)], layout=torch.jagged),
+                        "position_ids": torch.nested.as_nested_tensor([torch.arange(len(sequence))], layout=torch.jagged)},
+                       batch_size=[1])
+    tu.assign_non_tensor(micro, temperature=1.0, use_remove_padding=True, calculate_entropy=False,
+                         **{REQUEST: "token_self_certainty"})
+    inputs, output_args = engine.prepare_model_inputs(micro_batch=micro)
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    with torch.no_grad():
+        output = CausalLMOutputWithPast(logits=model(inputs["input_ids"]).logits)
+    with pytest.raises(RuntimeError, match="did not compute the entropy"):
+        engine.prepare_model_outputs(output, output_args, micro, None)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("rename", "no longer defines prepare_model_outputs"),
+        ("signature", "is not prepare_model_outputs"),
+        ("body", "no longer calls self.compute_entropy_from_logits"),
+    ],
+)
+def test_the_patch_fails_loudly_when_verls_method_is_renamed_or_changed(monkeypatch, change, message):
+    from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
+
+    from ttrl.adapters.verl.logit_stats import install
+
+    if change == "rename":
+        monkeypatch.delattr(FSDPEngineWithLMHead, "prepare_model_outputs")
+    elif change == "signature":
+        monkeypatch.setattr(FSDPEngineWithLMHead, "prepare_model_outputs", lambda self, output, micro_batch: {})
+    else:
+        def prepare_model_outputs(self, output, output_args, micro_batch, logits_processor_func):
+            return {"entropy": self._gather_and_unpad_packed(output.logits, 0)}
+
+        monkeypatch.setattr(FSDPEngineWithLMHead, "prepare_model_outputs", prepare_model_outputs)
+    with pytest.raises(RuntimeError, match=message) as error:
+        install()
+    assert "FSDPEngineWithLMHead.prepare_model_outputs changed" in str(error.value) or change == "rename"
+    assert "docs/verl.md" in str(error.value)
+
+
+def test_answer_only_runs_leave_verls_log_prob_pass_unpatched(tmp_path):
+    """The setup hook of a majority_vote run registers ttrl's trainer and patches nothing; only the
+    hook of a self_certainty run wraps verl's method."""
+    from ttrl.adapters.verl import plan
+    from ttrl.core.config import load_run_config
+
+    hooks = {}
+    for name in ("majority_vote", "entropy", "self_certainty", "confidence_vote"):
+        path = write_config(tmp_path, "", name)
+        hooks[name] = plan(load_run_config(path), config_path=path)[1]["ray_kwargs.ray_init.runtime_env.worker_process_setup_hook"]
+    assert hooks == {"majority_vote": "ttrl.adapters.verl.setup.register", "entropy": "ttrl.adapters.verl.setup.register",
+                     "self_certainty": "ttrl.adapters.verl.setup.register_logit_stats",
+                     "confidence_vote": "ttrl.adapters.verl.setup.register_logit_stats"}
+    code = """
+from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead as E
+from ttrl.adapters.verl import setup
+def patched():
+    return hasattr(E.__dict__["prepare_model_outputs"], "__ttrl_original__")
+setup.register()
+print(patched())
+setup.register_logit_stats()
+print(patched())
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "True"]
+
+
 # --- registration in verl's processes ---------------------------------------------------------
 
 
@@ -332,12 +532,14 @@ def test_without_the_hook_verl_fails_loudly_instead_of_training_on_labels():
 @pytest.mark.slow
 def test_a_process_ray_starts_with_the_generated_runtime_env_sees_the_trainer():
     """verl's TaskRunnerV1 looks the trainer up inside a Ray actor; the hook in the generated config's
-    ``ray_kwargs.ray_init.runtime_env`` is what registers it there."""
+    ``ray_kwargs.ray_init.runtime_env`` is what registers it there. A self_certainty run's hook also
+    patches verl's log-prob pass in an actor started with its own ``env_vars``, as verl starts its
+    FSDP workers (``RayWorkerGroup``)."""
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
     code = f"""
 import ray
-from ttrl.adapters.verl.settings import SETUP_HOOK
-ray.init(num_cpus=1, include_dashboard=False, runtime_env={{"worker_process_setup_hook": SETUP_HOOK}},
+from ttrl.adapters.verl.settings import LOGIT_STATS_HOOK
+ray.init(num_cpus=1, include_dashboard=False, runtime_env={{"worker_process_setup_hook": LOGIT_STATS_HOOK}},
          _temp_dir={temp!r})
 
 @ray.remote
@@ -345,9 +547,11 @@ class Probe:
     def run(self):
         from verl.trainer.ppo.core_algos import get_adv_estimator_fn
         from verl.trainer.ppo.v1 import get_trainer_cls
-        return get_trainer_cls("ttrl").__name__, get_adv_estimator_fn("ttrl_grpo").__name__
+        from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
+        patched = hasattr(FSDPEngineWithLMHead.__dict__["prepare_model_outputs"], "__ttrl_original__")
+        return get_trainer_cls("ttrl").__name__, get_adv_estimator_fn("ttrl_grpo").__name__, patched
 
-print(ray.get(Probe.remote().run.remote()))
+print(ray.get(Probe.options(runtime_env={{"env_vars": {{"WORLD_SIZE": "1"}}}}).remote().run.remote()))
 ray.shutdown()
 """
     try:
@@ -355,7 +559,7 @@ ray.shutdown()
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "('TTRLTrainer', 'ttrl_grpo_advantage')" in result.stdout
+    assert "('TTRLTrainer', 'ttrl_grpo_advantage', True)" in result.stdout
 
 
 # --- ttrl train --dry-run and the fail-early checks ---------------------------------------------
@@ -370,18 +574,22 @@ def test_example_configs_dry_run_to_verls_resolved_configuration(run_ttrl, path,
     result = run_ttrl("train", "--config", str(path), "--dry-run")
     assert result.returncode == 0, result.stderr
     cfg = resolved(result.stdout)
-    source = yaml.safe_load(path.read_text(encoding="utf-8"))["verl"]
+    example = yaml.safe_load(path.read_text(encoding="utf-8"))
+    source = example["verl"]
     rollout = cfg["actor_rollout_ref"]["rollout"]
     actor = cfg["actor_rollout_ref"]["actor"]
-    assert rollout["n"] == source["n_votes"] == 64 and cfg["ttrl"]["n_train"] == source["n_train"] == 32
+    assert rollout["n"] == source["n_votes"] and cfg["ttrl"]["n_train"] == source["n_train"]
     assert rollout["temperature"] == source["temperature"]
-    assert rollout["val_kwargs"]["temperature"] == 0.6 and rollout["val_kwargs"]["top_p"] == 0.95
-    assert actor["optim"]["lr"] == 5e-7 and actor["optim"]["lr_scheduler_type"] == "cosine"
-    assert actor["use_kl_loss"] is True and actor["kl_loss_coef"] == 0.001
+    assert rollout["val_kwargs"]["temperature"] == source["val_temperature"] and rollout["val_kwargs"]["top_p"] == 0.95
+    assert actor["optim"]["lr"] == source["learning_rate"] and actor["optim"]["lr_scheduler_type"] == source["lr_scheduler"]
+    assert actor["use_kl_loss"] is True and actor["kl_loss_coef"] == source["kl_loss_coef"]
     assert cfg["data"]["max_response_length"] == source["max_response_length"]
     assert cfg["trainer"]["total_epochs"] == source["total_epochs"]
     assert cfg["trainer"]["v1"]["trainer_mode"] == "ttrl" and cfg["algorithm"]["adv_estimator"] == "ttrl_grpo"
-    assert cfg["ray_kwargs"]["ray_init"]["runtime_env"]["worker_process_setup_hook"] == "ttrl.adapters.verl.setup.register"
+    assert cfg["ttrl"]["run"]["estimator"]["name"] == example["estimator"]["name"]
+    # verl's log-prob pass is patched only for the estimator that needs self-certainty
+    hook = "register_logit_stats" if example["estimator"]["name"] == "self_certainty" else "register"
+    assert cfg["ray_kwargs"]["ray_init"]["runtime_env"]["worker_process_setup_hook"] == f"ttrl.adapters.verl.setup.{hook}"
     assert Path(cfg["reward"]["custom_reward_function"]["path"]).name == "grader.py"
     assert cfg["model_engine"]  # the whole of verl's config, not only ttrl's keys
     assert not Path(cfg["trainer"]["default_local_dir"]).exists()  # nothing started, nothing written
@@ -408,7 +616,10 @@ def write_config(tmp_path: Path, verl: str, estimator_name: str = "majority_vote
         ("  overrides:\n    algorithm.filter_groups.enable: true\n", "majority_vote", "graded against the labels", 8),
         ("  overrides:\n    actor_rollout_ref.actor.loss_agg_mode: seq-mean-token-mean\n", "majority_vote", "only token-mean, token-sum", 8),
         ("  temprature: 0.7\n", "majority_vote", "verl.temprature is not a known setting", 7),
-        ("", "self_certainty", "needs mean_self_certainty", 3),
+        ("  overrides:\n    algorithm.rollout_correction.bypass_mode: true\n", "self_certainty", "bypass_mode skips", 8),
+        ("  overrides:\n    actor_rollout_ref.model.use_fused_kernels: true\n", "self_certainty", "never materialise the logits", 8),
+        ("  overrides:\n    actor_rollout_ref.model.use_remove_padding: false\n", "confidence_vote", "outside the function ttrl wraps", 8),
+        ("  overrides:\n    actor_rollout_ref.actor.strategy: megatron\n", "self_certainty", "only fsdp, fsdp2", 8),
         ("  train_batch_size: 6\n  ppo_mini_batch_size: 4\n", "majority_vote", "multiple of ppo_mini_batch_size", 8),
     ],
 )
@@ -517,14 +728,46 @@ def transfer_queue():
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def queue_step(tq, tokenizer, groups: list[dict], *, partition: str, fields=None):
+    """A step's batch as verl's agent loop leaves it in the TransferQueue (keys ``{uid}_{sample}_0``, nested
+    responses, balanced order, one padding row ``padx_0_0`` last); ``fields(row)`` adds per-sample fields.
+    Returns the padded batch, its keys (without the padding row) and the ``KVBatchMeta``."""
+    from transfer_queue import KVBatchMeta
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    data, keys = make_batch(tokenizer, groups)
+    lengths = data.batch["response_mask"].sum(-1)
+    size = len(groups[0]["rollouts"])
+    samples = []
+    for row in range(len(keys)):
+        n = int(lengths[row])
+        samples.append({
+            "uid": data.non_tensor_batch["uid"][row],
+            "prompts": torch.tensor(tokenizer(groups[row // size]["prompt"], add_special_tokens=False).input_ids),
+            "responses": data.batch["responses"][row, :n],
+            "response_mask": torch.ones(n, dtype=torch.int64),
+            "loss_mask": torch.ones(n, dtype=torch.int64),
+            "rm_scores": torch.ones(n),  # verl's per-sample (label-graded) score: must be replaced
+            "old_log_probs": torch.zeros(n),
+            "reward_model": data.non_tensor_batch["reward_model"][row],
+            **(fields(row) if fields else {}),
+        })
+    padding = dict(samples[0], uid="padx", response_mask=torch.zeros_like(samples[0]["response_mask"]),
+                   loss_mask=torch.zeros_like(samples[0]["loss_mask"]))
+    samples.append(padding)
+    all_keys = [*keys, "padx_0_0"]
+    tags = [{"status": "success"} for _ in keys] + [{"status": "success", "is_padding": True}]
+    order = balanced_order(data) + [len(keys)]
+    tq.kv_batch_put(keys=[all_keys[i] for i in order], partition_id=partition,
+                    fields=list_of_dict_to_tensordict([samples[i] for i in order]), tags=[tags[i] for i in order])
+    return data, keys, KVBatchMeta(keys=[all_keys[i] for i in order], tags=[tags[i] for i in order], partition_id=partition)
+
+
 @pytest.mark.slow
 def test_trainer_step_scores_groups_from_transfer_queue_and_verl_computes_advantages(transfer_queue, smollm2, tmp_path):
     """TTRLTrainer._compute_advantage on a batch as verl's agent loop and log-prob pass leave it in the
     TransferQueue (keys ``{uid}_{sample}_0``, nested responses, balanced order, one padding row):
     rewards and the train mask written back, then verl's own v1 _compute_advantage."""
-    from transfer_queue import KVBatchMeta
-    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
-
     from ttrl.adapters.verl import plan
     from ttrl.adapters.verl.compose import compose_verl_config
     from ttrl.adapters.verl.trainer import TTRLTrainer
@@ -538,30 +781,9 @@ def test_trainer_step_scores_groups_from_transfer_queue_and_verl_computes_advant
     cfg = compose_verl_config(values, config)
 
     groups = builtin_groups(3, 8)
-    data, keys = make_batch(tokenizer, groups)
+    data, keys, batch = queue_step(tq, tokenizer, groups, partition="train")
     lengths = data.batch["response_mask"].sum(-1)
-    samples = []
-    for row in range(len(keys)):
-        n = int(lengths[row])
-        samples.append({
-            "uid": data.non_tensor_batch["uid"][row],
-            "prompts": torch.tensor(tokenizer(groups[row // 8]["prompt"], add_special_tokens=False).input_ids),
-            "responses": data.batch["responses"][row, :n],
-            "response_mask": torch.ones(n, dtype=torch.int64),
-            "loss_mask": torch.ones(n, dtype=torch.int64),
-            "rm_scores": torch.ones(n),  # verl's per-sample (label-graded) score: must be replaced
-            "old_log_probs": torch.zeros(n),
-            "reward_model": data.non_tensor_batch["reward_model"][row],
-        })
-    padding = dict(samples[0], uid="padx", response_mask=torch.zeros_like(samples[0]["response_mask"]),
-                   loss_mask=torch.zeros_like(samples[0]["loss_mask"]))
-    samples.append(padding)
     keys = [*keys, "padx_0_0"]
-    tags = [{"status": "success"} for _ in keys[:-1]] + [{"status": "success", "is_padding": True}]
-    order = balanced_order(data) + [len(keys) - 1]
-    tq.kv_batch_put(keys=[keys[i] for i in order], partition_id="train",
-                    fields=list_of_dict_to_tensordict([samples[i] for i in order]), tags=[tags[i] for i in order])
-    batch = KVBatchMeta(keys=[keys[i] for i in order], tags=[tags[i] for i in order], partition_id="train")
 
     trainer = TTRLTrainer(cfg)  # verl's constructor: replay buffer, checkpoint callback; no workers, no GPU
     assert trainer.trainer_mode == "sync" and type(trainer.replay_buffer).__name__ == "ReplayBuffer"
@@ -588,6 +810,84 @@ def test_trainer_step_scores_groups_from_transfer_queue_and_verl_computes_advant
         norm = (reward - reward.mean()) / (reward.std() + 1e-6)
         assert torch.allclose(advantages[rows, 0], norm, atol=1e-6)
     assert advantages[-1].abs().sum() == 0 and metrics["ttrl/groups"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_trainer_step_hands_self_certainty_from_verls_log_prob_pass_to_the_estimator(
+    transfer_queue, smollm2, tmp_path, logit_stats_installed
+):
+    """A self_certainty run's step: ttrl's trainer asks verl's own _compute_old_log_prob for the statistic
+    (and only that pass), the patched pass's output (SmolLM2's logits through verl's real
+    prepare_model_outputs) sits in the TransferQueue as the worker leaves it, and _compute_advantage
+    hands each response's mean self-certainty to the estimator: its rewards are those of ttrl's float64
+    reference within 1e-4."""
+    from tensordict import TensorDict
+
+    from ttrl.adapters.verl import plan
+    from ttrl.adapters.verl.compose import compose_verl_config
+    from ttrl.adapters.verl.logit_stats import REQUEST
+    from ttrl.adapters.verl.trainer import TTRLTrainer
+    from ttrl.core.config import load_run_config
+    from ttrl.token_stats import reference_token_statistics
+
+    tq = transfer_queue
+    model, tokenizer = smollm2
+    temperature = 0.7
+    path = write_config(tmp_path, f"  n_votes: 4\n  n_train: 4\n  n_gpus_per_node: 1\n  temperature: {temperature}\n",
+                        "self_certainty")
+    config = load_run_config(path)
+    cfg = compose_verl_config(plan(config, config_path=path)[1], config)
+    groups = builtin_groups(3, 4)
+    sequences, lengths = prompt_and_responses(tokenizer, groups)
+    engine = fsdp_engine()
+    passes = [log_prob_pass(engine, model, sequences[g * 4 : g * 4 + 4], temperature, **{REQUEST: "token_self_certainty"})
+              for g in range(3)]
+    whole = {name: [t for out in passes for t in out[name].unbind()] for name in ("log_probs", "entropy", "ttrl_self_certainty")}
+    def rollout_log_probs(row):  # vLLM's, which verl compares with the actor's: here the actor's own
+        sequence, n = whole["log_probs"][row], lengths[row]
+        return {"rollout_log_probs": sequence[len(sequence) - n - 1 : -1]}
+
+    data, keys, batch = queue_step(tq, tokenizer, groups, partition="train-self-certainty", fields=rollout_log_probs)
+    key_rows = {key: row for row, key in enumerate(keys)} | {"padx_0_0": 0}
+
+    class ActorWorkers:
+        """Stands in for verl's Ray worker group: what its compute_log_prob leaves in the TransferQueue."""
+
+        requests: list[dict] = []
+
+        def compute_log_prob(self, meta):
+            self.requests.append(dict(meta.extra_info))
+            rows = [key_rows[key] for key in meta.keys]
+            out = {name: torch.nested.as_nested_tensor([values[r] for r in rows], layout=torch.jagged)
+                   for name, values in whole.items()}
+            tq.kv_batch_put(keys=meta.keys, partition_id=meta.partition_id, fields=TensorDict(out, batch_size=len(rows)))
+            return meta
+
+    trainer = TTRLTrainer(cfg)
+    trainer.tokenizer, trainer.actor_rollout_wg = tokenizer, ActorWorkers()
+    metrics: dict = {}
+    batch = trainer._compute_old_log_prob(batch, metrics)  # verl's own method, ttrl's request added
+    (request,) = ActorWorkers.requests
+    assert request[REQUEST] == "token_self_certainty" and request["calculate_entropy"] and request["temperature"] == temperature
+    assert REQUEST not in batch.extra_info and "actor/entropy" in metrics
+    trainer._compute_advantage(batch, metrics)
+
+    stored = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=["rm_scores"])
+    rm_scores = stored["rm_scores"].to_padded_tensor(0.0)
+    with torch.no_grad():
+        for g, group in enumerate(groups):
+            responses = []
+            for k, rollout in enumerate(group["rollouts"]):
+                sequence, n = sequences[g * 4 + k], lengths[g * 4 + k]
+                logits = model(torch.tensor([sequence])).logits[0, len(sequence) - n - 1 : -1]
+                stats = reference_token_statistics(logits, temperature=temperature)
+                responses.append(Response(text=rollout["text"], token_stats={"token_self_certainty": stats.self_certainty.numpy()}))
+            expected = estimator("self_certainty", n_votes=4, n_train=4).estimate("ref", "", responses).rewards
+            got = [float(rm_scores[g * 4 + k, lengths[g * 4 + k] - 1]) for k in range(4)]
+            assert got == pytest.approx(expected, abs=1e-4)
+            assert len(set(got)) == 4  # four different certainties, not a constant
+    assert metrics["ttrl/groups"] == 3
 
 
 def test_ttrl_style_validation_metrics_from_verls_own_validation_code():

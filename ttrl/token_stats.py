@@ -116,18 +116,58 @@ def distribution_stats(
     terms.mul_(log_p)
     entropy = (-terms.sum(-1)).clamp(min=0.0)
     del terms, log_p
-    vocab = x.shape[-1]
-    self_certainty = (log_normalizer - x.mean(-1) - math.log(vocab)).clamp(min=0.0)
+    self_certainty = _self_certainty(x, log_normalizer)
     logprob = None
     if tokens is not None:
         picked = x.gather(-1, tokens.to(torch.long).unsqueeze(-1)).squeeze(-1)
         logprob = picked - log_normalizer
-    confidence = None
-    if confidence_k is not None:
-        # -(1/k) sum_top log p_j = logZ - mean_top x_j (topk of x, as log p is x shifted by logZ)
-        top = x.topk(min(confidence_k, vocab), dim=-1, sorted=False).values
-        confidence = (log_normalizer - top.mean(-1)).clamp(min=0.0)
+    confidence = None if confidence_k is None else _confidence(x, log_normalizer, confidence_k)
     return DistributionStats(entropy, self_certainty, logprob, log_normalizer, confidence)
+
+
+def _self_certainty(x: Any, log_normalizer: Any) -> Any:
+    # KL(U||p) = -log V - (1/V) sum_j log p_j = logZ - mean_j x_j - log V
+    return (log_normalizer - x.mean(-1) - math.log(x.shape[-1])).clamp(min=0.0)
+
+
+def _confidence(x: Any, log_normalizer: Any, k: int) -> Any:
+    # -(1/k) sum_top log p_j = logZ - mean_top x_j (topk of x, as log p is x shifted by logZ)
+    top = x.topk(min(k, x.shape[-1]), dim=-1, sorted=False).values
+    return (log_normalizer - top.mean(-1)).clamp(min=0.0)
+
+
+def certainty_statistics(
+    scaled_logits: Any, *, confidence_k: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> dict[str, Any]:
+    """Self-certainty (and DeepConf's confidence with ``confidence_k``) of ``softmax(scaled_logits)``
+    for ``[N, V]`` logits a trainer already divided by its sampling temperature.
+
+    For trainers whose own pass computes entropy and log-probs from those logits and lacks only these
+    two: no entropy is computed here. ``chunk_size`` rows at a time in float32, so the extra memory is
+    one chunk's working set (its float32 copy and ``logsumexp``'s temporary, about 2 x chunk x V x 4
+    bytes; none for float32 input beyond the temporary), never a copy of all ``N`` rows. Returns float32
+    ``[N]`` tensors keyed ``token_self_certainty`` (and ``token_confidence``), on the logits' device.
+    """
+    import torch
+
+    confidence_k = _check_confidence_k(confidence_k)
+    if scaled_logits.dim() != 2 or not scaled_logits.is_floating_point():
+        raise ValueError(f"scaled_logits must be floating point [N, V], got {scaled_logits.dtype} {tuple(scaled_logits.shape)}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    rows = scaled_logits.shape[0]
+    out = {"token_self_certainty": torch.empty(rows, dtype=torch.float32, device=scaled_logits.device)}
+    if confidence_k is not None:
+        out["token_confidence"] = torch.empty_like(out["token_self_certainty"])
+    with torch.no_grad():
+        for start in range(0, rows, chunk_size):
+            x = scaled_logits[start : start + chunk_size].to(torch.float32)
+            log_normalizer = torch.logsumexp(x, dim=-1)
+            out["token_self_certainty"][start : start + chunk_size] = _self_certainty(x, log_normalizer)
+            if confidence_k is not None:
+                out["token_confidence"][start : start + chunk_size] = _confidence(x, log_normalizer, confidence_k)
+            del x, log_normalizer
+    return out
 
 
 def token_statistics(

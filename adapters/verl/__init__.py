@@ -26,7 +26,7 @@ from typing import Any
 from ttrl.core.config import RunConfig
 
 from .data import PromptFile, plan_prompt_file, write_converted
-from .settings import VerlSettings, check_token_stats, check_version, load_settings, resolve_paths, verl_values
+from .settings import VerlSettings, check_token_stats, check_version, load_settings, resolve_paths, setup_hook, verl_values
 from .spec import SECTION, estimation_spec
 
 __all__ = ["VerlSettings", "launch", "plan"]
@@ -64,7 +64,8 @@ def plan(config: RunConfig, *, config_path: Path) -> tuple[VerlSettings, dict[st
     )
     check_token_stats(estimator.stats_needed, config, settings)
     spec = estimation_spec(config, n_votes=settings.n_votes, n_train=settings.n_train)
-    return settings, verl_values(settings, str(Path(grader.__file__).resolve()), spec, config), prompt_files
+    values = verl_values(settings, str(Path(grader.__file__).resolve()), spec, config, hook=setup_hook(estimator.stats_needed))
+    return settings, values, prompt_files
 
 
 def command(output_dir: Path) -> list[str]:

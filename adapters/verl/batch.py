@@ -32,9 +32,12 @@ import torch
 from ttrl.core.data import TOKEN_FIELDS
 from ttrl.core.groups import GroupEstimator, GroupResult, Response
 
+from .logit_stats import FIELDS as LOGIT_STATS_FIELDS
+
 #: Token statistics verl's own log-prob pass provides (at the rollout temperature): ttrl's per-token
-#: array name -> verl's batch field. Their means (``stats.mean_*``) are computed by the group layer.
-VERL_TOKEN_STATS = {"token_entropy": "entropy", "token_logprob": "old_log_probs"}
+#: array name -> verl's batch field; self-certainty and token confidence come from ttrl's patch of
+#: that pass (:mod:`.logit_stats`). Their means (``stats.mean_*``) are computed by the group layer.
+VERL_TOKEN_STATS = {"token_entropy": "entropy", "token_logprob": "old_log_probs", **LOGIT_STATS_FIELDS}
 _MEAN_TO_TOKEN = {mean: token for token, mean in TOKEN_FIELDS.items()}
 ADVANTAGE_ESTIMATOR = "ttrl_grpo"
 METRIC_PREFIX = "ttrl/"
@@ -117,7 +120,10 @@ def score_batch(
     arrays = token_arrays(estimator.stats_needed)
     missing = set(verl_fields(estimator.stats_needed)) - set(data.batch.keys())
     if missing:
-        raise KeyError(f"the estimator needs {sorted(arrays)}, but verl's batch has no {sorted(missing)}")
+        hint = ""
+        if missing & set(LOGIT_STATS_FIELDS.values()):
+            hint = " (ttrl's patch of verl's log-prob pass did not run: see docs/verl.md, Token statistics)"
+        raise KeyError(f"the estimator needs {sorted(arrays)}, but verl's batch has no {sorted(missing)}{hint}")
     # each prompt's responses together, in sampling order: the layer takes consecutive groups
     order = sample_order(keys, len(uids))
     first_seen: dict[str, int] = {}

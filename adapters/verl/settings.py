@@ -20,9 +20,19 @@ from .spec import SECTION, TRAINER_MODE
 
 SUPPORTED_SERIES = "0.9"
 SETUP_HOOK = "ttrl.adapters.verl.setup.register"
+#: The hook for runs that need :data:`LOGIT_STATS`: it also patches verl's log-prob pass (logit_stats.py).
+LOGIT_STATS_HOOK = "ttrl.adapters.verl.setup.register_logit_stats"
 ADVANTAGE_ESTIMATOR = "ttrl_grpo"  # the name batch.py registers in verl (batch.py imports torch)
+#: Statistics ttrl's patch of verl's log-prob pass adds (logit_stats.FIELDS without importing torch).
+LOGIT_STATS = frozenset({"token_self_certainty", "mean_self_certainty", "token_confidence", "mean_confidence"})
 #: Token statistics verl's log-prob pass provides (batch.VERL_TOKEN_STATS without importing torch).
-PROVIDED_STATS = frozenset({"token_entropy", "token_logprob", "mean_entropy", "mean_logprob", "num_tokens"})
+PROVIDED_STATS = frozenset({"token_entropy", "token_logprob", "mean_entropy", "mean_logprob", "num_tokens"}) | LOGIT_STATS
+#: verl settings under which the patched method never sees the logits, and why.
+LOGIT_STATS_CONFLICTS = {
+    "actor_rollout_ref.model.use_remove_padding": (False, "verl then computes entropy outside the function ttrl wraps"),
+    "actor_rollout_ref.model.use_fused_kernels": (True, "fused kernels never materialise the logits"),
+}
+LOGIT_STATS_STRATEGIES = ("fsdp", "fsdp2")
 
 
 class VerlSettings(BaseModel):
@@ -179,26 +189,45 @@ def resolve_paths(settings: VerlSettings, config: RunConfig, config_path: Path) 
 
 
 def check_token_stats(needed: frozenset[str], config: RunConfig, settings: VerlSettings) -> None:
-    """verl's log-prob pass gives entropy and log-probs; nothing else (self-certainty needs the logits)."""
+    """verl's log-prob pass gives entropy and log-probs, ttrl's patch of it self-certainty and token
+    confidence (FSDP actor, logits materialised); nothing else."""
     missing = needed - PROVIDED_STATS
     name = config.estimator.name if config.estimator else "?"
     where = config.locate(("estimator", "name"))
     if missing:
         raise UserError(
             f"Estimator {name!r}" + (f" ({where})" if where else "") + f" needs {', '.join(sorted(missing))}, "
-            "which verl's log-prob pass does not compute (it gives the actor's entropy and log-probs at the "
-            "rollout temperature). "
-            "The verl adapter supports answer-only estimators and those reading entropy or log-probs "
-            "(majority_vote, entropy, dare); use trainer: openrlhf or trl for self_certainty."
+            "which the verl adapter does not compute (it gives the actor's entropy, log-probs, self-certainty "
+            "and token confidence at the rollout temperature). Use trainer: openrlhf or trl."
         )
     if needed and settings.overrides.get("algorithm.rollout_correction.bypass_mode"):
         raise UserError(
             f"Estimator {name!r} needs token statistics from the actor's log-prob pass, which "
             f"algorithm.rollout_correction.bypass_mode skips{_where(config, 'overrides', 'algorithm.rollout_correction.bypass_mode')}."
         )
+    logit_stats = sorted(needed & LOGIT_STATS)
+    if not logit_stats:
+        return
+    because = f"Estimator {name!r} needs {', '.join(logit_stats)}, which ttrl computes inside verl's FSDP log-prob pass"
+    for key, (value, why) in LOGIT_STATS_CONFLICTS.items():
+        if key in settings.overrides and bool(settings.overrides[key]) == value:
+            raise UserError(f"{because}; verl.overrides.{key}: {str(value).lower()}{_where(config, 'overrides', key)}: {why}.")
+    strategy = settings.overrides.get("actor_rollout_ref.actor.strategy", "fsdp")
+    if strategy not in LOGIT_STATS_STRATEGIES:
+        raise UserError(
+            f"{because}; verl.overrides.actor_rollout_ref.actor.strategy is {strategy!r}"
+            f"{_where(config, 'overrides', 'actor_rollout_ref.actor.strategy')}: only {', '.join(LOGIT_STATS_STRATEGIES)} are supported."
+        )
 
 
-def verl_values(settings: VerlSettings, grader_path: str, spec: dict[str, Any], config: RunConfig) -> dict[str, Any]:
+def setup_hook(needed: frozenset[str]) -> str:
+    """The Ray setup hook of a run: verl's log-prob pass is patched only when the estimator needs it."""
+    return LOGIT_STATS_HOOK if needed & LOGIT_STATS else SETUP_HOOK
+
+
+def verl_values(
+    settings: VerlSettings, grader_path: str, spec: dict[str, Any], config: RunConfig, *, hook: str = SETUP_HOOK
+) -> dict[str, Any]:
     """Every verl key ttrl sets, by dotted name: TTRL's values from the settings, then ``overrides``."""
     total_len = settings.max_prompt_length + settings.max_response_length
     values: dict[str, Any] = {
@@ -253,7 +282,7 @@ def verl_values(settings: VerlSettings, grader_path: str, spec: dict[str, Any], 
         "trainer.total_epochs": settings.total_epochs,
         "trainer.val_before_train": True,
         "trainer.default_local_dir": str(Path(settings.output_dir) / "ckpt"),
-        "ray_kwargs.ray_init.runtime_env.worker_process_setup_hook": SETUP_HOOK,
+        "ray_kwargs.ray_init.runtime_env.worker_process_setup_hook": hook,
     }
     values.update(settings.overrides)
     values["ttrl"] = spec

@@ -6,6 +6,8 @@ entropy and log-probs at the rollout temperature are in the batch), it reads the
 from verl's TransferQueue, scores every ``uid`` group with ttrl's group layer
 (:func:`ttrl.adapters.verl.batch.score_batch`), writes the rewards (``rm_scores``) and the train mask
 back, and lets verl's own ``_compute_advantage`` run with ttrl's registered advantage estimator.
+For estimators that need self-certainty or token confidence it also asks verl's old-log-prob pass
+for them (:mod:`ttrl.adapters.verl.logit_stats`), and only that pass.
 
 This module is imported in verl's processes by the Ray setup hook :func:`ttrl.adapters.verl.setup`
 (``ray_kwargs.ray_init.runtime_env.worker_process_setup_hook`` in the generated config).
@@ -21,7 +23,8 @@ from tensordict import TensorDict
 from verl.protocol import DataProto
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
-from verl.workers.utils.padding import response_to_nested
+from omegaconf import OmegaConf
+from verl.workers.utils.padding import response_from_nested, response_to_nested
 
 from .batch import (
     ADVANTAGE_ESTIMATOR,
@@ -30,10 +33,15 @@ from .batch import (
     score_batch,
     scored_by_ttrl,
     step_metrics,
+    token_arrays,
     verl_fields,
 )
-from .settings import check_version
+from .logit_stats import FIELDS as LOGIT_STATS_FIELDS
+from .logit_stats import REQUEST, request_for
+from .settings import LOGIT_STATS_HOOK, check_version
 from .spec import TRAINER_MODE, build_estimator
+
+HOOK_KEY = "ray_kwargs.ray_init.runtime_env.worker_process_setup_hook"
 
 __all__ = ["TTRLTrainer"]
 
@@ -59,6 +67,24 @@ class TTRLTrainer(PPOTrainerSync):
                 "responses ttrl does not train on."
             )
         self.ttrl_estimator = build_estimator(config.ttrl)
+        #: What the old-log-prob pass is asked to add (self-certainty, token confidence), or None.
+        self.ttrl_logit_request = request_for(token_arrays(self.ttrl_estimator.stats_needed))
+        if self.ttrl_logit_request and OmegaConf.select(config, HOOK_KEY) != LOGIT_STATS_HOOK:
+            raise ValueError(
+                f"the estimator needs {self.ttrl_logit_request.replace(',', ', ')}, which ttrl computes in verl's "
+                f"log-prob pass only with {HOOK_KEY}={LOGIT_STATS_HOOK} (got {OmegaConf.select(config, HOOK_KEY)!r}); "
+                "`ttrl train` sets it (see docs/verl.md)."
+            )
+
+    def _compute_old_log_prob(self, batch, metrics: dict):
+        """verl's own pass; for estimators that need them, asked to add ttrl's logit statistics."""
+        if self.ttrl_logit_request is None:
+            return super()._compute_old_log_prob(batch, metrics)
+        batch.extra_info[REQUEST] = self.ttrl_logit_request
+        try:
+            return super()._compute_old_log_prob(batch, metrics)
+        finally:  # the reference and update passes that follow must not compute them
+            batch.extra_info.pop(REQUEST, None)
 
     def _compute_advantage(self, batch, metrics: dict):
         needed = self.ttrl_estimator.stats_needed
@@ -66,6 +92,9 @@ class TTRLTrainer(PPOTrainerSync):
         fields += verl_fields(needed)
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         nested_mask = data["response_mask"]
+        for field in set(fields) & set(LOGIT_STATS_FIELDS.values()):
+            # whole sequences, as the pass returns them; the response part as verl cuts out its entropy
+            data[field] = response_from_nested(data.pop(field), nested_mask)
         prompts = data.pop("prompts").unbind()
         # non-tensor fields come back as a LinkedList, NonTensorStack or array depending on the
         # TransferQueue backend; list(...) reads each of them as one item per sample
