@@ -113,20 +113,25 @@ def test_same_logprobs_entropies_and_gradients_as_trl(trainer, smollm, checkpoin
         assert float((got[2][name] - grad).norm()) <= 1e-3 * scale, name
 
 
-def test_shared_prompt_pass_runs_each_prompt_once(trainer, smollm, monkeypatch):
-    """The cost claim itself: the backbone sees the 2 distinct prompts once each, not 2 x GENERATIONS rows."""
-    model, tokenizer = smollm
-    ids, mask, _ = grpo_batch(tokenizer)
+def backbone_calls(model, monkeypatch) -> list[tuple[int, ...]]:
+    """The ``input_ids`` shape of every backbone call from now on (the test's monkeypatch undoes it)."""
     seen = []
-    backbone = model.base_model
-    original = type(backbone).forward
+    original = type(model.base_model).forward
 
-    @functools.wraps(original)
+    @functools.wraps(original)  # keeps the signature the fast path inspects
     def spy(self, *args, **kwargs):
         seen.append(tuple(kwargs["input_ids"].shape))
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(type(backbone), "forward", spy)
+    monkeypatch.setattr(type(model.base_model), "forward", spy)
+    return seen
+
+
+def test_shared_prompt_pass_runs_each_prompt_once(trainer, smollm, monkeypatch):
+    """The cost claim itself: the backbone sees the 2 distinct prompts once each, not 2 x GENERATIONS rows."""
+    model, tokenizer = smollm
+    ids, mask, _ = grpo_batch(tokenizer)
+    seen = backbone_calls(model, monkeypatch)
     with torch.no_grad():
         fastpath.completion_logprobs(model, ids, mask, COMPLETION, temperature=0.7, compute_entropy=False)
     prompt_len = ids.size(1) - COMPLETION
@@ -179,3 +184,36 @@ def test_a_changed_trl_signature_fails_loudly(monkeypatch):
     monkeypatch.setattr(GRPOTrainer, "_get_per_token_logps_and_entropies", changed)
     with pytest.raises(RuntimeError, match="has changed its arguments"):
         fastpath.fast_grpo_trainer_class()
+
+
+@pytest.mark.parametrize("sample", [False, True], ids=["greedy", "sampled"])
+def test_shared_prefill_generates_what_generate_generates(smollm, sample):
+    """The same rows, the same generation config and seed: the same completions, token for token."""
+    model, tokenizer = smollm
+    ids, mask, _ = grpo_batch(tokenizer)
+    prompt_len = ids.size(1) - COMPLETION
+    ids, mask = ids[:, :prompt_len], mask[:, :prompt_len]
+    settings = dict(max_new_tokens=10, do_sample=sample, temperature=0.7, top_k=0, top_p=1.0,
+                    pad_token_id=tokenizer.pad_token_id)
+    model.eval()
+    outputs = []
+    for fn in (model.generate, functools.partial(fastpath.shared_prefix_generate, model, model.generate)):
+        torch.manual_seed(3)
+        with torch.no_grad():
+            outputs.append(fn(input_ids=ids, attention_mask=mask, **settings))
+    model.train()
+    assert outputs[0].shape == outputs[1].shape
+    assert torch.equal(outputs[0], outputs[1])
+    if sample:  # the 4 rows of a prompt are different samples, not 4 copies of one
+        assert len({tuple(row.tolist()) for row in outputs[1][:GENERATIONS, prompt_len:]}) > 1
+
+
+def test_trainer_generation_prefills_each_prompt_once(trainer, smollm, monkeypatch):
+    model, tokenizer = smollm
+    seen = backbone_calls(model, monkeypatch)
+    prompts = [tokenizer(text="What is 2 + 2?")["input_ids"]] * GENERATIONS
+    out = trainer._generate_single_turn(prompts, None, {}, GENERATIONS)
+    assert seen[0] == (1, len(prompts[0]) - 1)  # one prefix pass for the 4 identical rows
+    assert seen[1] == (GENERATIONS, 1)  # then generate's own prefill: the last prompt token only
+    assert "generate" not in vars(model)  # the wrapper is gone afterwards
+    assert len(out[0]) == GENERATIONS  # completion ids, one list per row

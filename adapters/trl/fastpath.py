@@ -1,34 +1,36 @@
-"""The same per-token log-probabilities as TRL's GRPOTrainer, at a fraction of the cost on CPU.
+"""The same GRPO step as TRL's GRPOTrainer computes, at a fraction of the cost on CPU.
 
-GRPOTrainer scores completions with TRL's chunked LM-head kernel. On a device without Triton (any
-CPU) that kernel projects *every* position of ``prompt + completion`` through the LM head, not only the
-completion tokens it returns: with a 49k-token vocabulary and prompts longer than the completions,
-most of the head's forward and backward is spent on positions whose result is thrown away. And each
-prompt is forwarded once per completion (``num_generations`` times), although all of them are the same
-tokens.
+GRPO repeats every prompt ``num_generations`` times, and TRL runs each copy through the model on its
+own: once when generating (the prefill) and once in the loss forward and backward. Its chunked
+LM-head kernel, on a device without Triton (any CPU), also projects *every* position of
+``prompt + completion`` through the 49k-token LM head, not only the completion tokens whose
+log-probs it returns. On CPU those two wastes are most of a step.
 
-:func:`completion_logprobs` computes the same quantities, with the same kernel, in a cheaper order:
+This module removes both without changing what is computed:
 
-- rows whose prompt (tokens and padding) is identical share one prompt forward; its key/value cache is
-  indexed out to every row, and the completions continue from it at the same positions. Autograd sums
-  the rows' gradients into the shared prompt pass, so the gradient is the same sum as before;
-- the LM head runs on the completion tokens only (TRL's "compact" mode, the one it uses on GPUs).
-
-What is computed does not change: the log-probability of each completion token at the sampling
-temperature and its entropy (with gradient, for the entropy bonus), for the same positions, padding
-and position ids (TRL numbers positions 0.. over the padded row, and so does this). Only the floating
-point summation order differs; ``tests/test_trl_fastpath.py`` checks values and gradients against
-TRL's own path, and ``benchmarks/trl_step.py`` measures both in one run.
+- :func:`shared_prefix_generate`: each distinct prompt's prefill runs once; its key/value cache is
+  indexed out to every row, and ``generate`` continues from it and samples from the same random
+  stream (the tests check the completions are token for token the same);
+- :func:`completion_logprobs`: the loss forward runs each distinct prompt once (autograd sums the
+  rows' gradients into it, the same sum as before) and the completions continue from its cache at
+  the same positions; the LM head runs on the completion tokens only, with TRL's own kernel (its
+  "compact" mode, the one it uses on GPUs). The log-probs at the sampling temperature, the entropies
+  (with gradient, for the entropy bonus), the padding and the position ids (TRL numbers positions 0..
+  over the padded row, and so does this) are TRL's; only the floating-point summation order differs.
+  ``tests/test_trl_fastpath.py`` checks values and every parameter's gradient against TRL's own path,
+  and ``benchmarks/trl_step.py`` times both in one run.
 
 The fast path is taken only where it is known to be equal: a plain (unwrapped) text-only causal LM
-without logit soft-capping or scaling, no MoE auxiliary loss, no multimodal inputs. Everything else
-(DDP/DeepSpeed-wrapped models, PEFT, vision-language models) goes through TRL's own method. With
-gradient checkpointing on, the prompt pass cannot keep a cache, so only the compact head is used.
+without logit soft-capping or scaling, no MoE auxiliary loss, no multimodal inputs, TRL's own
+``generate`` path (not vLLM, not continuous batching). Everything else (DDP/DeepSpeed-wrapped
+models, PEFT, vision-language models) goes through TRL's own methods. With gradient checkpointing
+on, the prompt pass of the loss cannot keep a cache, so only the compact head is used there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from typing import Any
 
@@ -169,6 +171,32 @@ def completion_logprobs(
     return torch.cat(logps, dim=0), (torch.cat(entropies, dim=0) if compute_entropy else None)
 
 
+def shared_prefix_generate(model: Any, generate: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                           **kwargs: Any) -> Any:
+    """``generate(input_ids, attention_mask, **kwargs)`` with each distinct prompt's prefill done once.
+
+    GRPO generates ``num_generations`` completions per prompt as that many identical rows. Here the
+    distinct rows' first ``P - 1`` tokens run through the backbone once (with the position ids
+    ``generate`` itself derives from the attention mask), their cache is indexed out to every row, and
+    ``generate`` continues from it: it prefills only the last prompt token and samples exactly as it
+    would have, from the same random stream.
+    """
+    backbone = model.base_model
+    if attention_mask is None or input_ids.size(1) < 2 or any(name in kwargs for name in ("cache", "past_key_values")):
+        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    first, inverse = shared_prompts(input_ids, attention_mask)
+    if first.numel() == input_ids.size(0):  # nothing shared
+        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    first, inverse = first.to(input_ids.device), inverse.to(input_ids.device)
+    prefix_ids, prefix_mask = input_ids[first, :-1], attention_mask[first, :-1]
+    positions = (prefix_mask.long().cumsum(-1) - 1).masked_fill(prefix_mask == 0, 0)
+    with torch.no_grad():
+        out = backbone(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=positions, use_cache=True)
+    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    cache.batch_select_indices(inverse)
+    return generate(input_ids=input_ids, attention_mask=attention_mask, **{_cache_kwarg(backbone): cache}, **kwargs)
+
+
 def fast_grpo_trainer_class() -> type:
     """GRPOTrainer with :func:`completion_logprobs` where it is equal to TRL's own computation."""
     from trl import GRPOTrainer
@@ -183,7 +211,20 @@ def fast_grpo_trainer_class() -> type:
         )
 
     class FastGRPOTrainer(GRPOTrainer):
-        """TRL's GRPOTrainer; per-token log-probs computed by :func:`completion_logprobs` when eligible."""
+        """TRL's GRPOTrainer; per-token log-probs computed by :func:`completion_logprobs` and generation's
+        prompt prefill shared (:func:`shared_prefix_generate`) when eligible."""
+
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, *args, **kwargs):
+            model = self.accelerator.unwrap_model(self.model)
+            plain = (not self.use_vllm and not getattr(self, "use_transformers_continuous_batching", False)
+                     and not multimodal_fields and (images is None or not any(i is not None for i in images)))
+            if not plain or not eligible(model) or "generate" in vars(model):
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, *args, **kwargs)
+            model.generate = functools.partial(shared_prefix_generate, model, model.generate)
+            try:
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, *args, **kwargs)
+            finally:
+                del model.generate
 
         def _get_per_token_logps_and_entropies(
             self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
