@@ -494,9 +494,13 @@ def plot(summary: dict[str, Any], out_dir: Path, window: int = 5) -> list[Path]:
                     label=name)
         ax.set_title(title)
         ax.set_xlabel("training step")
-    axes.flat[0].legend(fontsize=7)
+    handles = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 7), fontsize=8)
     fig.suptitle(f"per-step training metrics (moving average over {window} steps)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     paths = [out_dir / "curves.png"]
     fig.savefig(paths[0], dpi=80)
     plt.close(fig)
