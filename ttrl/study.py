@@ -100,8 +100,7 @@ def parse_study(config: RunConfig, *, quick: bool) -> tuple[RunConfig, StudySett
     study_data = dict(config.study)
     if quick:
         study_data.update(QUICK["study"])
-        config = config.model_copy(update={"trl": {**config.trl, **QUICK["trl"]}})
-        config._locator = getattr(config, "_locator", None)
+        config = config.model_copy(update={"trl": {**config.trl, **QUICK["trl"]}})  # keeps the file:line locator
     try:
         settings = StudySettings.model_validate(study_data)
     except ValidationError as exc:
@@ -132,13 +131,14 @@ def sample_completions(model: Any, tokenizer: Any, prompts: list[str], *, k: int
     """
     import torch
 
-    from ttrl.adapters.trl.fastpath import _cache_kwarg
+    from ttrl.adapters.trl.fastpath import cache_kwarg, prefill
 
     eos = model.generation_config.eos_token_id
     eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(eos_ids[0])
     generator = torch.Generator().manual_seed(seed)
-    cache_kwarg = _cache_kwarg(model)
+    step_cache = cache_kwarg(model)
+    head = model.get_output_embeddings()
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     was_training = model.training
     model.eval()
@@ -151,11 +151,8 @@ def sample_completions(model: Any, tokenizer: Any, prompts: list[str], *, k: int
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             rows = torch.arange(len(chunk)).repeat_interleave(k)
             with torch.no_grad():
-                first = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=positions,
-                              use_cache=True, logits_to_keep=1)
-                cache = first.cache if getattr(first, "cache", None) is not None else first.past_key_values
-                cache.batch_select_indices(rows)
-                logits = first.logits[rows, -1].float()
+                hidden, cache = prefill(model.base_model, enc["input_ids"], mask, rows, position_ids=positions)
+                logits = head(hidden[:, -1])[rows].float()
                 mask, last = mask[rows], positions[rows, -1]
                 done = torch.zeros(len(rows), dtype=torch.bool)
                 tokens = []
@@ -170,7 +167,7 @@ def sample_completions(model: Any, tokenizer: Any, prompts: list[str], *, k: int
                     mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype)], dim=1)
                     last = last + 1
                     step = model(input_ids=nxt.unsqueeze(1), attention_mask=mask, position_ids=last.unsqueeze(1),
-                                 use_cache=True, **{cache_kwarg: cache})
+                                 use_cache=True, **{step_cache: cache})
                     logits = step.logits[:, -1].float()
             ids = torch.stack(tokens, dim=1)
             texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
@@ -267,9 +264,7 @@ def _progress(label: str, total: int):
 def _arm_config(config: RunConfig, arm: Arm, seed: int) -> RunConfig:
     estimator = arm.estimator if arm.reward == "estimator" else ComponentSpec(name="majority_vote")
     trl = {**config.trl, "seed": seed, "heldout": None}
-    updated = config.model_copy(update={"estimator": estimator, "trl": trl, "study": {}})
-    updated._locator = getattr(config, "_locator", None)
-    return updated
+    return config.model_copy(update={"estimator": estimator, "trl": trl, "study": {}})  # keeps the locator
 
 
 def train_arm(config: RunConfig, config_path: Path, arm: Arm, seed: int, base: tuple[Any, Any, Any],

@@ -66,6 +66,7 @@ def policy_token_stats(
     from .fastpath import eligible, hidden_states
 
     device = next(model.parameters()).device
+    shared = eligible(model)
     out: list[dict[str, np.ndarray]] = []
     for start in range(0, len(completion_ids), STATS_BATCH):
         prompts = [list(p) for p in prompt_ids[start : start + STATS_BATCH]]
@@ -85,7 +86,7 @@ def policy_token_stats(
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         input_ids, attention, positions = input_ids.to(device), attention.to(device), positions.to(device)
         with torch.no_grad():
-            if eligible(model):
+            if shared:
                 hidden = hidden_states(model.base_model, input_ids, attention, c_width, position_ids=positions)
                 logits: Any = _HeadLogits(model.get_output_embeddings(), hidden)
             else:

@@ -65,7 +65,7 @@ def eligible(model: Any) -> bool:
     return backbone is not None and backbone is not model and model.get_output_embeddings() is not None
 
 
-def _cache_kwarg(backbone: Any) -> str:
+def cache_kwarg(backbone: Any) -> str:
     # transformers 5.2x calls the backbone's cache argument ``cache``; earlier releases ``past_key_values``
     params = inspect.signature(backbone.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
@@ -75,10 +75,22 @@ def shared_prompts(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> tuple
     """``(first, inverse)``: one row index per distinct (prompt tokens, padding) pair, and each row's pair."""
     key = torch.cat([prompt_ids, prompt_mask.to(prompt_ids.dtype)], dim=1)
     _, inverse = torch.unique(key, dim=0, return_inverse=True)
-    first = torch.full((int(inverse.max()) + 1,), -1, dtype=torch.long)
-    for row in range(inverse.numel() - 1, -1, -1):  # the first row of each pair
-        first[inverse[row]] = row
-    return first, inverse
+    rows = torch.arange(inverse.numel(), device=inverse.device)
+    first = torch.full((int(inverse.max()) + 1,), inverse.numel(), dtype=torch.long, device=inverse.device)
+    return first.scatter_reduce_(0, inverse, rows, reduce="amin"), inverse  # the first row of each pair
+
+
+def prefill(backbone: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor, *,
+            position_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
+    """Run ``input_ids`` through ``backbone`` once; its key/value cache indexed out to ``rows``.
+
+    Returns the final hidden states of the rows that ran (not of ``rows``) and the cache, ready for
+    ``backbone(..., cache=cache)`` (or ``generate``) to continue every row of ``rows``.
+    """
+    out = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
+    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    cache.batch_select_indices(rows)
+    return out.last_hidden_state, cache
 
 
 def hidden_states(
@@ -102,23 +114,18 @@ def hidden_states(
         return out.last_hidden_state[:, prompt_len - 1 : -1]
     prompt_ids, prompt_mask = input_ids[:, :prompt_len], attention_mask[:, :prompt_len]
     first, inverse = shared_prompts(prompt_ids, prompt_mask)
-    first, inverse = first.to(input_ids.device), inverse.to(input_ids.device)
     prompt_positions = completion_positions = None
     if position_ids is not None:
         prompt_positions, completion_positions = position_ids[first, :prompt_len], position_ids[:, prompt_len:]
-    prompt_out = backbone(
-        input_ids=prompt_ids[first], attention_mask=prompt_mask[first], position_ids=prompt_positions, use_cache=True
-    )
-    cache = prompt_out.cache if hasattr(prompt_out, "cache") else prompt_out.past_key_values
-    cache.batch_select_indices(inverse)
+    prompt_hidden, cache = prefill(backbone, prompt_ids[first], prompt_mask[first], inverse, position_ids=prompt_positions)
     completion_out = backbone(
         input_ids=input_ids[:, prompt_len:],
         attention_mask=attention_mask,
         position_ids=completion_positions,
         use_cache=True,
-        **{_cache_kwarg(backbone): cache},
+        **{cache_kwarg(backbone): cache},
     )
-    last_prompt = prompt_out.last_hidden_state[inverse, prompt_len - 1 :]
+    last_prompt = prompt_hidden[inverse, prompt_len - 1 :]
     return torch.cat([last_prompt, completion_out.last_hidden_state[:, :-1]], dim=1)
 
 
@@ -187,14 +194,11 @@ def shared_prefix_generate(model: Any, generate: Any, input_ids: torch.Tensor, a
     first, inverse = shared_prompts(input_ids, attention_mask)
     if first.numel() == input_ids.size(0):  # nothing shared
         return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-    first, inverse = first.to(input_ids.device), inverse.to(input_ids.device)
     prefix_ids, prefix_mask = input_ids[first, :-1], attention_mask[first, :-1]
     positions = (prefix_mask.long().cumsum(-1) - 1).masked_fill(prefix_mask == 0, 0)
     with torch.no_grad():
-        out = backbone(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=positions, use_cache=True)
-    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-    cache.batch_select_indices(inverse)
-    return generate(input_ids=input_ids, attention_mask=attention_mask, **{_cache_kwarg(backbone): cache}, **kwargs)
+        _, cache = prefill(backbone, prefix_ids, prefix_mask, inverse, position_ids=positions)
+    return generate(input_ids=input_ids, attention_mask=attention_mask, **{cache_kwarg(backbone): cache}, **kwargs)
 
 
 def fast_grpo_trainer_class() -> type:
