@@ -162,9 +162,8 @@ def bind_train_size(
             + f". Set the train size once, in the {section}: section."
         )
     options = {**spec.options, "n_train": n_train}
-    bound = config.model_copy(update={"estimator": ComponentSpec(name=spec.name, options=options, label=spec.label)})
-    bound._locator = config._locator
-    return bound
+    # model_copy keeps the private file:line locator
+    return config.model_copy(update={"estimator": ComponentSpec(name=spec.name, options=options, label=spec.label)})
 
 
 @dataclass(slots=True)

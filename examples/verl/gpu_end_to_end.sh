@@ -9,7 +9,7 @@
 # downloaded: HF_HUB_OFFLINE=1). Environment:
 #   MODEL      local directory or cached id   (default Qwen/Qwen2.5-Math-1.5B)
 #   DATA       prompt file {"prompt","answer"} (default ../shared/data/ttrl/MATH-L1-TTT.json beside the repo)
-#   ESTIMATOR  majority_vote | entropy | dare   (default majority_vote)
+#   ESTIMATOR  majority_vote | entropy | self_certainty | dare   (default majority_vote)
 #   GPUS       GPUs to use                    (default 1)
 #   OUT        output folder                  (default /tmp/ttrl-verl-e2e)
 # With --dry-run it only prints the resolved verl configuration (no GPU needed).

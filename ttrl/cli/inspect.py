@@ -79,6 +79,14 @@ def _needs(requires, defaults: list[str] | None = None) -> str:
     return ", ".join(named) or "nothing beyond the rollout texts"
 
 
+def _list(rows: list[dict[str, Any]], what: str, as_json: bool) -> None:
+    """A listing command's output: the rows as JSON, or the table of :func:`_print_components`."""
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+    else:
+        _print_components(rows, what)
+
+
 def _print_components(rows: list[dict[str, Any]], kind: str, group_by: str | None = None) -> None:
     """Each component as a stacked block: its name whole on its own line, then (indented, wrapped)
     its description, what it needs and each option as ``name: type = default`` over its description."""
@@ -162,18 +170,10 @@ def register(cli: click.Group) -> None:
     @json_option
     def extractors(as_json: bool) -> None:
         """List registered answer extractors (one per task): name, aliases, plugin."""
-        rows = [extractor_to_json(info) for info in default_plugins().registry.extractors]
-        if as_json:
-            click.echo(json.dumps(rows, indent=2, default=str))
-            return
-        _print_components(rows, "extractors")
+        _list([extractor_to_json(info) for info in default_plugins().registry.extractors], "extractors", as_json)
 
     @cli.command("reward-shapers")
     @json_option
     def reward_shapers(as_json: bool) -> None:
         """List registered reward shapers (run config `reward_shaping:`): name, plugin, options."""
-        rows = [estimator_to_json(info) for info in default_plugins().registry.shapers]
-        if as_json:
-            click.echo(json.dumps(rows, indent=2, default=str))
-            return
-        _print_components(rows, "reward shapers")
+        _list([estimator_to_json(info) for info in default_plugins().registry.shapers], "reward shapers", as_json)
